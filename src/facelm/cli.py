@@ -1,0 +1,81 @@
+"""The ``facelm`` command: one sub-command per pipeline step.
+
+Each sub-command lives in the module that does its work; that module exposes
+``add_arguments(parser)`` and ``main(args) -> int | None``. Modules are imported only
+when their command runs, so ``facelm --help`` stays fast and a command never pays for
+torch unless it needs it. Expected failures (:class:`FacelmError`) print one line and
+exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from facelm.errors import FacelmError
+
+#: command -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "validate-config": ("facelm.config", "validate a config file against the schema"),
+    "make-demo-data": ("facelm.demo_data", "write a small self-made dataset in the challenge layout"),
+    "prepare": ("facelm.prepare", "convert a FaceSynthetics or 300-W folder to the challenge format"),
+    "check-data": ("facelm.check_data", "check a challenge-format folder and write a report / clean index"),
+    "cache": ("facelm.cache", "build the gamma-corrected, resized image cache of a folder"),
+    "show-augment": ("facelm.show_augment", "draw a grid of augmented samples with their landmarks"),
+    "models": ("facelm.models.listing", "list registered models with params, size and CPU speed"),
+    "folds": ("facelm.folds", "write the seeded K-fold split of the training sets"),
+    "train": ("facelm.train", "train one model (optionally one fold)"),
+    "evaluate": ("facelm.evaluate", "score a model on a labelled folder (NME, FR, AUC, CED)"),
+    "tune": ("facelm.tune", "run Optuna trials on a shared SQLite study"),
+    "ensemble": ("facelm.ensemble", "pick a size-budgeted ensemble from out-of-fold predictions"),
+    "submit": ("facelm.submission", "predict a test folder and write solution.txt + solution.zip"),
+    "validate-submission": ("facelm.submission_check", "check a solution file against a test folder"),
+    "score": ("facelm.score", "NME x100 (/384) of a solution file against an annot.pkl"),
+    "report": ("facelm.report", "write results/report.md with plots"),
+    "export": ("facelm.export", "export a model or ensemble to ONNX with a model card"),
+    "predict": ("facelm.predict", "predict landmarks on crops or photos (with face detection)"),
+    "ablation": ("facelm.ablation", "train every method briefly and write the ablation table"),
+}
+
+
+def _top_level_help() -> str:
+    width = max(len(name) for name in COMMANDS)
+    lines = ["usage: facelm COMMAND [ARGS...]", "", "commands:"]
+    lines += [f"  {name:<{width}}  {text}" for name, (_, text) in COMMANDS.items()]
+    lines += ["", "Run `facelm COMMAND --help` for a command's options."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_top_level_help())
+        return 0 if argv else 2
+    if argv[0] == "--version":
+        from facelm import __version__
+
+        print(__version__)
+        return 0
+    command, rest = argv[0], argv[1:]
+    if command not in COMMANDS:
+        print(f"facelm: error: unknown command {command!r} (see `facelm --help`)", file=sys.stderr)
+        return 2
+    module_name, help_text = COMMANDS[command]
+    module = importlib.import_module(module_name)
+    parser = argparse.ArgumentParser(prog=f"facelm {command}", description=help_text)
+    module.add_arguments(parser)
+    args = parser.parse_args(rest)
+    try:
+        status = module.main(args)
+    except FacelmError as err:
+        print(f"facelm {command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"facelm {command}: interrupted", file=sys.stderr)
+        return 130
+    return int(status or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

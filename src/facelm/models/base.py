@@ -1,0 +1,64 @@
+"""The contract every facelm model follows.
+
+* Input: float32 ``(B, 3, S, S)`` RGB pixel values in ``[0, 255]`` (after gamma); the
+  model normalises internally, so exported graphs take plain pixels.
+* Output of ``forward``: a dict with ``"landmarks"``: ``(B, 68, 2)`` in normalised
+  coordinates ``u = x / S`` (pixel ``i`` covers ``[i, i+1)``). Heads may add more keys
+  (``"heatmaps"``, ``"pose"``, ``"stages"``...) that only their own ``loss`` reads.
+* ``loss(out, batch, point_loss)`` returns ``(total, parts)``; the default is the point
+  loss on the final landmarks. ``batch["landmarks"]`` is normalised like the output.
+* ``fit_priors(landmarks)`` receives the normalised training landmarks ``(N, 68, 2)``
+  before training, for models with data-driven priors (mean shape, PCA shape model);
+  priors live in buffers, so they are saved with the weights.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from facelm.landmarks68 import CHALLENGE_SIZE, mean_shape
+
+PointLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def mean_shape_normalised() -> torch.Tensor:
+    """The generic mean shape (framed like a challenge crop) in normalised coordinates."""
+    return torch.from_numpy(mean_shape(CHALLENGE_SIZE) / CHALLENGE_SIZE).float()
+
+
+class LandmarkModel(nn.Module):
+    """Base class: pixel normalisation, default loss, optional priors."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.spec: dict = {}
+
+    @staticmethod
+    def normalise(images: torch.Tensor) -> torch.Tensor:
+        """[0, 255] pixels -> roughly zero-mean unit-range inputs."""
+        return images * (2.0 / 255.0) - 1.0
+
+    def fit_priors(self, landmarks: np.ndarray) -> None:
+        """Set data-driven priors from normalised training landmarks (N, 68, 2). Default: none."""
+
+    def loss(self, out: dict, batch: dict, point_loss: PointLoss) -> tuple[torch.Tensor, dict]:
+        total = point_loss(out["landmarks"], batch["landmarks"])
+        return total, {"points": float(total.detach())}
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def model_size_mb(model: nn.Module) -> float:
+    """Size of the saved float32 weights: all state-dict tensors at 4 bytes each, in MiB (2^20 bytes).
+
+    Buffers count too (they are saved); integer bookkeeping buffers such as BatchNorm's
+    ``num_batches_tracked`` are counted at float32 size as well, a negligible overestimate.
+    """
+    n = sum(t.numel() for t in model.state_dict().values())
+    return n * 4 / 2**20

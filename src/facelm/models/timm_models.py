@@ -1,0 +1,120 @@
+"""timm backbones with a regression or heatmap head.
+
+The backbone is created with ``features_only=True, pretrained=False`` (the challenge
+trains from scratch), so its classifier is dropped and only the feature pyramid counts
+towards the size budget. Each public variant is one line; ``head`` picks the head.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import timm
+import torch
+import torch.nn as nn
+
+from facelm.models._registry import register_model
+from facelm.models.base import LandmarkModel, PointLoss
+from facelm.models.heads import HeatmapHead, RegressionHead
+
+HEADS = ("heatmap", "regression")
+
+
+class TimmLandmarkModel(LandmarkModel):
+    """A timm feature pyramid + a landmark head.
+
+    Args:
+        backbone: timm model name (built with ``features_only=True, pretrained=False``).
+        head: ``"heatmap"`` (FPN to 68 heatmaps at stride 4, soft-argmax) or ``"regression"``
+            (pooled multi-scale features to 136 offsets from the mean shape).
+        heatmap_channels: FPN width of the heatmap head.
+        heatmap_weight: weight of the heatmap cross-entropy next to the coordinate loss.
+        sigma: target Gaussian width in heatmap cells.
+    """
+
+    def __init__(
+        self,
+        backbone: str,
+        head: str = "heatmap",
+        heatmap_channels: int = 64,
+        heatmap_weight: float = 0.1,
+        sigma: float = 1.5,
+        **backbone_kwargs,
+    ):
+        super().__init__()
+        if head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}, not {head!r}")
+        self.head_type = head
+        self.heatmap_weight = heatmap_weight
+        self.backbone = timm.create_model(backbone, pretrained=False, features_only=True, **backbone_kwargs)
+        channels = self.backbone.feature_info.channels()
+        reductions = self.backbone.feature_info.reduction()
+        if head == "heatmap":
+            # start the pyramid at stride 4 (or the finest stride the backbone offers)
+            first = max(i for i, r in enumerate(reductions) if r <= 4) if min(reductions) <= 4 else 0
+            self.feature_ids = list(range(first, len(channels)))
+            self.head = HeatmapHead([channels[i] for i in self.feature_ids], heatmap_channels, sigma=sigma)
+        else:
+            # pool the last three scales (multi-scale regression, as in PFLD)
+            self.feature_ids = list(range(max(0, len(channels) - 3), len(channels)))
+            self.head = RegressionHead(sum(channels[i] for i in self.feature_ids), hidden=256)
+
+    def forward(self, images: torch.Tensor) -> dict:
+        feats = self.backbone(self.normalise(images))
+        feats = [feats[i] for i in self.feature_ids]
+        if self.head_type == "heatmap":
+            logits = self.head(feats)
+            return {"landmarks": self.head.codec(logits).decode(logits), "heatmaps": logits}
+        pooled = torch.cat([f.mean(dim=(-2, -1)) for f in feats], dim=1)
+        return {"landmarks": self.head(pooled)}
+
+    def fit_priors(self, landmarks: np.ndarray) -> None:
+        if self.head_type == "regression":
+            self.head.set_reference(landmarks)
+
+    def loss(self, out: dict, batch: dict, point_loss: PointLoss) -> tuple[torch.Tensor, dict]:
+        points = point_loss(out["landmarks"], batch["landmarks"])
+        if self.head_type != "heatmap":
+            return points, {"points": float(points.detach())}
+        logits = out["heatmaps"]
+        heat = self.head.codec(logits).heatmap_loss(logits, batch["landmarks"])
+        total = points + self.heatmap_weight * heat
+        return total, {"points": float(points.detach()), "heatmap": float(heat.detach())}
+
+
+def _timm(backbone: str, **kwargs) -> TimmLandmarkModel:
+    return TimmLandmarkModel(backbone, **kwargs)
+
+
+@register_model
+def mobilenetv3_small_100(**kwargs):
+    return _timm("mobilenetv3_small_100", **kwargs)
+
+
+@register_model
+def mobilenetv3_small_050(**kwargs):
+    return _timm("mobilenetv3_small_050", **kwargs)
+
+
+@register_model
+def mobilenetv3_large_100(**kwargs):
+    return _timm("mobilenetv3_large_100", **kwargs)
+
+
+@register_model
+def convnext_atto(**kwargs):
+    return _timm("convnext_atto", **kwargs)
+
+
+@register_model
+def efficientnet_b0(**kwargs):
+    return _timm("efficientnet_b0", **kwargs)
+
+
+@register_model
+def lcnet_100(**kwargs):
+    return _timm("lcnet_100", **kwargs)
+
+
+@register_model
+def ghostnet_100(**kwargs):
+    return _timm("ghostnet_100", **kwargs)
