@@ -36,6 +36,8 @@ def _fill_defaults(value: Any, node: dict, root: dict) -> Any:
     for key, sub in node.get("properties", {}).items():
         if key not in value and "default" in sub:
             value[key] = copy.deepcopy(sub["default"])
+        elif key not in value and sub.get("type") == "object" and "properties" in sub:
+            value[key] = {}  # an omitted section still gets its defaults
         if key in value:
             value[key] = _fill_defaults(value[key], sub, root)
     return value

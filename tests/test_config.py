@@ -1,0 +1,67 @@
+"""The config schema: defaults, one-line errors naming the key, dotted overrides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from facelm.config import load_config, validate_config
+from facelm.errors import FacelmError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_repository_config_is_valid():
+    config = load_config(REPO / "config.yaml")
+    assert config["budget_mb"] == 15
+    assert config["splits"] == {"train": "synthetics_train", "val": "aflw_val", "test": "aflw_test"}
+
+
+def test_defaults_are_filled():
+    config = validate_config({"data_dir": "x", "train_sets": ["a"], "models": [{"name": "pfld"}]})
+    assert config["results_dir"] == "results"
+    assert config["train"]["epochs"] > 0
+    assert config["preprocess"]["gamma"] == 1.0
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("train.epochz=3", "unknown key train.epochz"),
+        ("budget_mb=big", "key budget_mb"),
+        ("preprocess.gamma_mode=sometimes", "key preprocess.gamma_mode"),
+        ("folds.k=1", "key folds.k"),
+    ],
+)
+def test_bad_values_are_one_line_errors_naming_the_key(override, message):
+    with pytest.raises(FacelmError, match=message) as err:
+        load_config(REPO / "config.yaml", [override])
+    assert "\n" not in str(err.value)
+    assert "config.yaml" in str(err.value)
+
+
+def test_overrides_set_nested_values():
+    config = load_config(REPO / "config.yaml", ["train.epochs=7", "augment.hflip_p=0.0"])
+    assert config["train"]["epochs"] == 7
+    assert config["augment"]["hflip_p"] == 0.0
+
+
+def test_broken_yaml_and_missing_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: [1, 2\n")
+    with pytest.raises(FacelmError, match="not valid YAML"):
+        load_config(bad)
+    with pytest.raises(FacelmError, match="config file not found"):
+        load_config(tmp_path / "absent.yaml")
+
+
+def test_every_model_in_the_repo_config_is_registered():
+    from facelm.models import is_model
+
+    config = load_config(REPO / "config.yaml")
+    names = [m["name"] for m in config["models"]] + [config["tune"]["model"]["name"]]
+    names += config["ablation"]["methods"]
+    assert all(is_model(name) for name in names), names
+

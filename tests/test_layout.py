@@ -1,0 +1,28 @@
+"""Artefact paths shared by the Snakefile and the CLI."""
+
+from __future__ import annotations
+
+from facelm import layout
+
+
+def test_dataset_keys_are_stable_and_file_name_safe(tmp_path):
+    assert layout.dataset_key("aflw_val") == "aflw_val"
+    key = layout.dataset_key(str(tmp_path / "300w_train"))
+    assert key.startswith("300w_train-") and "/" not in key
+    assert key == layout.dataset_key(str(tmp_path / "300w_train"))
+    assert key != layout.dataset_key(str(tmp_path / "other" / "300w_train"))
+
+
+def test_paths_follow_the_config():
+    config = {"data_dir": "data", "results_dir": "res", "submissions_dir": "subs", "run_name": "r1",
+              "splits": {"train": "t", "val": "v", "test": "x"}, "train_sets": ["t", "/abs/extra"]}
+    folders = layout.datasets(config)
+    assert folders["t"].as_posix() == "data/t" and folders["v"].as_posix() == "data/v"
+    assert any(p.as_posix() == "/abs/extra" for p in folders.values())
+    assert layout.check_index(config, "v").as_posix() == "res/checks/v.index"
+    assert layout.cache_name(1.0, "fixed", 96) == "g1_fixed_s96"
+    assert layout.cache_name(1.25, "auto", 128) == "g1.25_auto_s128"
+    assert layout.model_id({"name": "m", "kwargs": {"head": "heatmap"}}) == "m-heatmap"
+    assert layout.model_id({"name": "pfld_025"}) == "pfld_025"
+    assert layout.run_dir(config, "m", 2).as_posix() == "res/runs/m/fold2"
+    assert layout.submission_dir(config).as_posix() == "subs/r1"

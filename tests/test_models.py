@@ -1,0 +1,81 @@
+"""Every registered model, parametrised over the registry: a new model is tested the moment it
+is registered (the idea of timm's tests/test_models.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from facelm.errors import FacelmError
+from facelm.landmarks68 import mean_shape
+from facelm.models import create_model, list_families, list_models, model_size_mb, resolve_name
+
+BUDGET_MB = 15.0
+SIZE = 96
+
+
+def _batch(n: int = 2, size: int = SIZE, seed: int = 0) -> dict:
+    rng = np.random.default_rng(seed)
+    shape = mean_shape(size) / size
+    landmarks = shape[None] + rng.normal(0, 0.01, (n, 68, 2))
+    return {
+        "image": torch.from_numpy(rng.uniform(0, 255, (n, 3, size, size)).astype(np.float32)),
+        "landmarks": torch.from_numpy(landmarks.astype(np.float32)),
+    }
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_model_forward_loss_and_size(name):
+    model = create_model(name)
+    batch = _batch()
+    model.fit_priors(batch["landmarks"].numpy().repeat(8, axis=0))
+    model.train()
+    out = model(batch["image"])
+    assert out["landmarks"].shape == (2, 68, 2)
+    assert torch.isfinite(out["landmarks"]).all()
+    total, parts = model.loss(out, batch, torch.nn.functional.l1_loss)
+    assert torch.isfinite(total) and total.ndim == 0
+    assert parts, "a loss reports its parts"
+    total.backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert any(g is not None and g.abs().sum() > 0 for g in grads)
+
+    model.eval()
+    with torch.no_grad():
+        landmarks = model(batch["image"][:1])["landmarks"]
+    assert landmarks.shape == (1, 68, 2)
+    assert 0 < model_size_mb(model) <= BUDGET_MB, f"{name} is {model_size_mb(model):.2f} MB"
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_model_spec_rebuilds_the_same_architecture(name):
+    model = create_model(name)
+    assert model.spec["name"] == name
+    again = create_model(model.spec["name"], **model.spec["kwargs"])
+    assert again.state_dict().keys() == model.state_dict().keys()
+
+
+@pytest.mark.parametrize("family", sorted(list_families()))
+def test_family_name_gives_a_default_within_budget(family):
+    model = create_model(family)
+    assert model.spec["name"] == resolve_name(family)
+    assert model_size_mb(model) <= BUDGET_MB
+
+
+def test_the_seed_methods_are_registered():
+    for family in ("pfld", "asmnet", "hourglass", "slpt", "synergy", "convnext_dml"):
+        assert family in list_families(), family
+    for name in ("mobilenetv3_small_100", "mobilenetv3_large_100", "convnext_atto", "pfld_025", "pfld_100"):
+        assert name in list_models(), name
+
+
+def test_unknown_model_is_one_line_error():
+    with pytest.raises(FacelmError, match="unknown model 'resnet9000'") as err:
+        create_model("resnet9000")
+    assert "\n" not in str(err.value)

@@ -1,0 +1,67 @@
+# Config validation and the paths every rule shares (all computed by facelm.layout).
+import sys
+from pathlib import Path
+
+import yaml
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+from facelm import layout
+from facelm.config import SCHEMA_PATH, validate_config
+from facelm.errors import FacelmError
+
+try:
+    # facelm's validator first: it names the offending key in one line.
+    validate_config(config, workflow.configfiles[-1] if workflow.configfiles else "config")
+    validate(config, str(SCHEMA_PATH), set_default=True)
+except (FacelmError, WorkflowError) as err:
+    sys.exit(f"facelm: {str(err).splitlines()[0]}")
+
+# Rules run the package with the interpreter that runs Snakemake (the project's .venv); under
+# `--sdm conda` they run it from src/ with the conda environment's Python instead.
+_CONDA = any(str(m).lower().endswith("conda") for m in workflow.deployment_settings.deployment_method)
+FACELM = f"PYTHONPATH={workflow.basedir}/src python -m facelm" if _CONDA else f"{sys.executable} -m facelm"
+RESULTS = layout.results_dir(config)
+
+
+def _write_if_changed(path: Path, text: str) -> None:
+    """Keep the resolved config's mtime unless its content changes (so nothing reruns needlessly)."""
+    if not path.exists() or path.read_text() != text:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+
+
+# Every `facelm` command reads this file: config.yaml plus any `snakemake --config` overrides,
+# validated and default-filled, so steps run by the DAG and by hand see the same settings.
+CONFIG_FILE = RESULTS / "config.resolved.yaml"
+_write_if_changed(CONFIG_FILE, yaml.safe_dump(config, sort_keys=False))
+
+DATASETS = layout.datasets(config)
+SPLIT_KEYS = {split: layout.dataset_key(entry) for split, entry in config["splits"].items()}
+TRAIN_KEYS = [layout.dataset_key(entry) for entry in config["train_sets"]]
+GAMMA = config["preprocess"]["gamma"]
+GAMMA_MODE = config["preprocess"]["gamma_mode"]
+SIZE = config["train"]["size"]
+MODEL_IDS = {layout.model_id(entry): entry for entry in config["models"]}
+FOLDS = config["folds"]["train_folds"]
+TUNE = config["tune"]["enabled"]
+BEST_PARAMS = layout.optuna_dir(config) / "best_params.json"
+ENSEMBLE = layout.ensemble_spec(config)
+SUBMISSION_DIR = layout.submission_dir(config)
+SUBMISSION_ZIP = SUBMISSION_DIR / "solution.zip"
+REPORT = RESULTS / "report.md"
+
+
+def check_reports(keys):
+    return [layout.check_report(config, key) for key in keys]
+
+
+def model_sizes(entry):
+    """Input sizes a model trains at: its own train.size override or the global one."""
+    return (entry.get("train") or {}).get("size", SIZE)
+
+
+def caches_for(keys, size):
+    return [layout.cache_root(config, key) / layout.cache_name(GAMMA, GAMMA_MODE, size) for key in keys]

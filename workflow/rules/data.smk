@@ -1,0 +1,53 @@
+# Data: demo data (when asked for and missing), a check of every dataset, the gamma caches.
+
+if config["make_demo_data"]:
+
+    rule demo_data:
+        """Self-made faces with exact labels, so a clone without the challenge data runs end to end."""
+        output:
+            [directory(layout.dataset_folder(config, entry)) for entry in config["splits"].values()],
+        log:
+            RESULTS / "logs" / "demo_data.log",
+        conda:
+            "../../envs/facelm.yaml"
+        params:
+            seed=config["seed"],
+        shell:
+            "{FACELM} make-demo-data {config[data_dir]} --seed {params.seed} 2> {log}"
+
+
+rule check_data:
+    """Every image and label of one dataset; with check.drop_bad, a clean index instead of failing."""
+    input:
+        lambda wc: DATASETS[wc.key],
+    output:
+        report=RESULTS / "checks" / "{key}.json",
+        index=RESULTS / "checks" / "{key}.index",
+    params:
+        drop="--drop-bad" if config["check"]["drop_bad"] else "",
+    log:
+        RESULTS / "logs" / "check_data" / "{key}.log",
+    conda:
+        "../../envs/facelm.yaml"
+    shell:
+        "{FACELM} check-data {input} {params.drop} --out {output.report} --index {output.index} 2> {log}"
+
+
+rule gamma_cache:
+    """Decode once, gamma LUT at full resolution, INTER_AREA resize: memory-mappable arrays."""
+    input:
+        folder=lambda wc: DATASETS[wc.key],
+        index=RESULTS / "checks" / "{key}.index",
+    output:
+        directory(RESULTS / "cache" / "{key}" / "g{gamma}_{mode}_s{size}"),
+    wildcard_constraints:
+        gamma=r"[0-9.]+",
+        mode="fixed|auto",
+        size=r"\d+",
+    log:
+        RESULTS / "logs" / "cache" / "{key}_g{gamma}_{mode}_s{size}.log",
+    conda:
+        "../../envs/facelm.yaml"
+    shell:
+        "{FACELM} cache {input.folder} {output} --gamma {wildcards.gamma} --gamma-mode {wildcards.mode}"
+        " --size {wildcards.size} --index {input.index} 2> {log}"
