@@ -110,7 +110,8 @@ def yaw_proxy(landmarks: np.ndarray) -> np.ndarray:
     pts = np.asarray(landmarks, dtype=np.float64)
     left = pts[..., 30, 0] - pts[..., 0, 0]
     right = pts[..., 16, 0] - pts[..., 30, 0]
-    return (left - right) / np.maximum(left + right, 1e-6)
+    # profile faces can put the nose beyond a jaw end: clip to the documented range
+    return np.clip((left - right) / np.maximum(np.abs(left) + np.abs(right), 1e-6), -1.0, 1.0)
 
 
 def flip_horizontal(landmarks: np.ndarray, width: float) -> np.ndarray:

@@ -1,0 +1,53 @@
+"""Model files: weights + how to rebuild the model + the config that made it.
+
+A ``model.pt`` is ``{"format": "facelm-model-1", "spec": {"name", "kwargs"}, "state_dict",
+"meta"}``, loaded with ``torch.load(weights_only=True)`` (no code runs from the file).
+``meta`` holds ``input_size``, ``gamma``, ``gamma_mode``, ``size_mb``, ``params``,
+``config`` and, when known, ``val_nme_384``.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from pathlib import Path
+
+import torch
+
+from facelm.atomic import atomic_path
+from facelm.errors import FacelmError
+
+FORMAT = "facelm-model-1"
+
+
+def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, meta: dict) -> None:
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    with atomic_path(path) as tmp:
+        torch.save({"format": FORMAT, "spec": model.spec, "state_dict": state, "meta": meta}, tmp)
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict:
+    """The raw checkpoint dict; any file that is not a facelm model -> one-line error."""
+    path = Path(path)
+    if not path.is_file():
+        raise FacelmError("model file not found", path)
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError, AttributeError) as err:
+        raise FacelmError(f"not a facelm model file ({type(err).__name__})", path) from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise FacelmError(f"not a facelm model file (expected format {FORMAT})", path)
+    return data
+
+
+def load_model(path: str | os.PathLike) -> tuple[torch.nn.Module, dict]:
+    """Rebuild the model by name, load its weights, return ``(model in eval mode, meta)``."""
+    from facelm.models import create_model
+
+    data = read_checkpoint(path)
+    model = create_model(data["spec"]["name"], **data["spec"]["kwargs"])
+    try:
+        model.load_state_dict(data["state_dict"])
+    except RuntimeError as err:
+        raise FacelmError(f"weights do not fit model {data['spec']['name']} ({str(err).splitlines()[0]})", path) from None
+    return model.eval(), data["meta"]
