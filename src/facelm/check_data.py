@@ -54,12 +54,13 @@ def check_image(path: Path, size: int) -> str | None:
         return "unreadable"
     if not data:
         return "empty_file"
+    marker = _END_MARKERS.get(path.suffix.lower())
+    cut_short = bool(marker) and marker not in data[-64:] and data[:2] in (b"\xff\xd8", b"\x89P")
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if cut_short:
+        return "truncated"
     if image is None:
         return "unreadable"
-    marker = _END_MARKERS.get(path.suffix.lower())
-    if marker and marker not in data[-64:]:
-        return "truncated"
     if image.shape[:2] != (size, size):
         return "wrong_size"
     if image.ndim != 3 or image.shape[2] != 3:

@@ -13,7 +13,7 @@ from facelm import layout
 from facelm.atomic import atomic_open
 from facelm.config import load_config
 from facelm.errors import FacelmError
-from facelm.folder import open_folder
+from facelm.folder import FaceFolder, open_folder
 
 
 def make_folds(n_rows: int, k: int, seed: int) -> np.ndarray:
@@ -26,14 +26,24 @@ def make_folds(n_rows: int, k: int, seed: int) -> np.ndarray:
     return folds
 
 
-def train_table(config: dict) -> pd.DataFrame:
-    """Rows of the concatenated train sets (clean index applied): set key and image name."""
-    parts = []
+def train_folders(config: dict) -> list[tuple[str, FaceFolder]]:
+    """(key, folder) of every train set, with its clean index applied when check-data wrote one."""
+    out = []
     for entry in config["train_sets"]:
         key = layout.dataset_key(entry)
         index = layout.check_index(config, key)
-        faces = open_folder(layout.dataset_folder(config, entry), index if index.exists() else None)
-        parts.append(pd.DataFrame({"set": key, "name": faces.names}))
+        out.append((key, open_folder(layout.dataset_folder(config, entry), index if index.exists() else None)))
+    return out
+
+
+def train_landmarks(config: dict) -> np.ndarray:
+    """Ground truth (N, 68, 2) of the concatenated train sets, in their own frames, row order."""
+    return np.concatenate([faces.landmarks for _, faces in train_folders(config)])
+
+
+def train_table(config: dict) -> pd.DataFrame:
+    """Rows of the concatenated train sets (clean index applied): set key and image name."""
+    parts = [pd.DataFrame({"set": key, "name": faces.names}) for key, faces in train_folders(config)]
     table = pd.concat(parts, ignore_index=True)
     table.insert(0, "row", np.arange(len(table)))
     return table
