@@ -91,6 +91,7 @@ def test_concat_datasets_all_get_the_epoch(labelled):
     parts = [LandmarkDataset(cache, indices=range(6), augment=AUG), LandmarkDataset(cache, indices=range(6, 12), augment=AUG)]
     loader = make_loader(ConcatDataset(parts), 4, True, 0, seed=0)
     set_loader_epoch(loader, 3)
+    next(iter(loader))  # the epoch reaches the datasets with the first keys
     assert [p.epoch for p in parts] == [3, 3] and loader.sampler.epoch == 3
 
 

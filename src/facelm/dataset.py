@@ -6,8 +6,8 @@ is the row of the sample in its cache (or folder), whatever ``indices`` subset i
 
 Reproducibility: a sample's augmentation is seeded from ``(seed, epoch, index)`` and the
 shuffling order of :func:`make_loader` from ``(seed, epoch)``, so a run gives the same
-batches whatever the number of DataLoader workers. Workers are not persistent, so the epoch
-set by :func:`set_loader_epoch` reaches the dataset copies each epoch's workers get.
+batches whatever the number of DataLoader workers. The epoch travels to the (persistent,
+spawned) workers inside the sample keys, see :class:`EpochKeyed`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler, SequentialSampler, Subset
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler, Subset
 
 from facelm.augment import build_augment
 from facelm.cache import IMAGES_FILE, open_cache
@@ -151,11 +151,36 @@ def set_epoch(dataset: Dataset, epoch: int) -> None:
         dataset.set_epoch(epoch)
 
 
-class EpochShuffleSampler(Sampler[int]):
-    """A permutation of ``range(n)`` that depends only on ``(seed, epoch)``."""
+class EpochKeyed(Dataset):
+    """Wraps a dataset so that a sample key carries its epoch: ``key = epoch * n + i``.
 
-    def __init__(self, n: int, seed: int = 0):
+    DataLoader workers are *persistent* and started with ``spawn`` (forking a process that has
+    already run OpenMP/torch threads can deadlock the child); the epoch reaches each worker's
+    copy of the dataset through the keys the sampler sends, not through shared state.
+    """
+
+    def __init__(self, dataset: Dataset):
+        self.dataset = dataset
+        self.n = len(dataset)
+        self.epoch = -1
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, key: int) -> dict[str, Any]:
+        epoch, i = divmod(int(key), self.n)
+        if epoch != self.epoch:
+            set_epoch(self.dataset, epoch)
+            self.epoch = epoch
+        return self.dataset[i]
+
+
+class EpochSampler(Sampler[int]):
+    """Keys ``epoch * n + i`` in an order that depends only on ``(seed, epoch)`` (or in order)."""
+
+    def __init__(self, n: int, shuffle: bool, seed: int = 0):
         self.n = int(n)
+        self.shuffle = shuffle
         self.seed = int(seed)
         self.epoch = 0
 
@@ -163,8 +188,12 @@ class EpochShuffleSampler(Sampler[int]):
         self.epoch = int(epoch)
 
     def __iter__(self) -> Iterator[int]:
-        generator = torch.Generator().manual_seed(derive_seed(self.seed, self.epoch))
-        return iter(torch.randperm(self.n, generator=generator).tolist())
+        if self.shuffle:
+            generator = torch.Generator().manual_seed(derive_seed(self.seed, self.epoch))
+            order = torch.randperm(self.n, generator=generator)
+        else:
+            order = torch.arange(self.n)
+        return iter((order + self.epoch * self.n).tolist())
 
     def __len__(self) -> int:
         return self.n
@@ -186,22 +215,20 @@ def make_loader(
     seed: int = 0,
     drop_last: bool = False,
 ) -> DataLoader:
-    """A DataLoader whose order depends only on ``(seed, epoch)``; see :func:`set_loader_epoch`."""
-    sampler = EpochShuffleSampler(len(dataset), seed) if shuffle else SequentialSampler(dataset)
+    """A DataLoader whose order and draws depend only on ``(seed, epoch)``; see :func:`set_loader_epoch`."""
     return DataLoader(
-        dataset,
+        EpochKeyed(dataset),
         batch_size=batch_size,
-        sampler=sampler,
+        sampler=EpochSampler(len(dataset), shuffle, seed),
         num_workers=workers,
         drop_last=drop_last,
-        persistent_workers=False,
+        persistent_workers=workers > 0,
+        multiprocessing_context="spawn" if workers > 0 else None,
         worker_init_fn=_worker_init if workers > 0 else None,
         pin_memory=torch.cuda.is_available(),
     )
 
 
 def set_loader_epoch(loader: DataLoader, epoch: int) -> None:
-    """Set the epoch on the loader's sampler (when it has one) and on its dataset(s)."""
-    if hasattr(loader.sampler, "set_epoch"):
-        loader.sampler.set_epoch(epoch)
-    set_epoch(loader.dataset, epoch)
+    """Select ``epoch`` for the next pass over ``loader`` (its keys carry the epoch to the workers)."""
+    loader.sampler.set_epoch(epoch)
