@@ -52,3 +52,28 @@ def demo_data(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("demo")
     make_demo_data(out, n_train=48, n_val=12, n_test=10, seed=0)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline(demo_data, tmp_path_factory):
+    """A config over the demo data plus two briefly trained fold runs of two models (made once)."""
+    from facelm import layout
+    from facelm.config import validate_config
+    from facelm.folds import write_folds
+    from facelm.train import train_model
+
+    root = tmp_path_factory.mktemp("pipeline")
+    config = validate_config({
+        "data_dir": str(demo_data), "train_sets": ["synthetics_train"], "results_dir": str(root / "results"),
+        "submissions_dir": str(root / "submissions"), "run_name": "tiny",
+        "models": [{"name": "pfld_025"}, {"name": "mobilenetv3_small_050", "kwargs": {"head": "regression"}}],
+        "folds": {"k": 2, "train_folds": [0, 1]}, "train": {"size": 64, "epochs": 1, "batch_size": 8, "workers": 0},
+    })
+    write_folds(config, layout.folds_csv(config))
+    runs = []
+    for entry in config["models"]:
+        for fold in (0, 1):
+            out = layout.run_dir(config, layout.model_id(entry), fold)
+            train_model(config, entry, fold, out)
+            runs.append(out)
+    return config, runs
