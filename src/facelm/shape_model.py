@@ -69,11 +69,15 @@ class ShapeModel(nn.Module):
     def __init__(self, n_modes: int = 16):
         super().__init__()
         self.n_modes = int(n_modes)
-        self.register_buffer("mean", torch.from_numpy(_centre_and_unit(mean_shape(CHALLENGE_SIZE))).float())
+        generic = mean_shape(CHALLENGE_SIZE) / CHALLENGE_SIZE
+        self.register_buffer("mean", torch.from_numpy(_centre_and_unit(generic)).float())
         self.register_buffer("components", torch.zeros(self.n_modes, NUM_POINTS * 2))
         self.register_buffer("eigenvalues", torch.zeros(self.n_modes))
         self.register_buffer("explained", torch.zeros(self.n_modes))  # cumulative variance ratio
-        self.register_buffer("mean_pose", torch.tensor([1.0, 0.0, 0.5, 0.5]))  # mean (a, b, tx, ty) of the data
+        # mean (a, b, tx, ty) of the data; before fit, the pose of the generic mean shape
+        centroid = generic.mean(axis=0)
+        generic_pose = [np.linalg.norm(generic - centroid), 0.0, centroid[0], centroid[1]]
+        self.register_buffer("mean_pose", torch.tensor(generic_pose, dtype=torch.float32))
 
     @staticmethod
     def modes_for_variance(landmarks: np.ndarray, variance: float) -> int:

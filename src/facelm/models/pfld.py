@@ -116,13 +116,13 @@ def attribute_weights(pose: torch.Tensor, landmarks: torch.Tensor) -> torch.Tens
 
 
 @register_model
-def pfld_025(**kwargs) -> PFLD:
-    return PFLD(width=0.25, **kwargs)
+def pfld_025(width: float = 0.25, **kwargs) -> PFLD:
+    return PFLD(width=width, **kwargs)
 
 
 @register_model
-def pfld_100(**kwargs) -> PFLD:
-    return PFLD(width=1.0, **kwargs)
+def pfld_100(width: float = 1.0, **kwargs) -> PFLD:
+    return PFLD(width=width, **kwargs)
 
 
 register_family_default("pfld", "pfld_100")
