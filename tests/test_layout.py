@@ -19,6 +19,7 @@ def test_paths_follow_the_config():
     folders = layout.datasets(config)
     assert folders["t"].as_posix() == "data/t" and folders["v"].as_posix() == "data/v"
     assert any(p.as_posix() == "/abs/extra" for p in folders.values())
+    assert layout.dataset_folder(config, "prepared/fs100").as_posix() == "prepared/fs100"
     assert layout.check_index(config, "v").as_posix() == "res/checks/v.index"
     assert layout.cache_name(1.0, "fixed", 96) == "g1_fixed_s96"
     assert layout.cache_name(1.25, "auto", 128) == "g1.25_auto_s128"

@@ -2,7 +2,7 @@
 
 The Snakefile and the ``facelm`` commands both call these functions, so a step run by
 hand writes exactly where the DAG expects it. Dataset entries (``splits`` values and
-``train_sets`` items) are folder names under ``data_dir`` or paths; each gets a short,
+``train_sets`` items) are folder names under ``data_dir`` or paths (anything with a ``/``); each gets a short,
 stable *key* that names its check report, clean index and caches.
 """
 
@@ -13,8 +13,9 @@ from pathlib import Path
 
 
 def dataset_folder(config: dict, entry: str) -> Path:
-    """The folder of a dataset entry (absolute paths are kept as they are)."""
-    return Path(config["data_dir"]) / entry
+    """The folder of a dataset entry: a plain name lives under ``data_dir``; an entry with a
+    ``/`` is a path (relative to the working directory, or absolute)."""
+    return Path(entry) if "/" in entry else Path(config["data_dir"]) / entry
 
 
 def dataset_key(entry: str) -> str:
