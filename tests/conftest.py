@@ -11,6 +11,14 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("FACELM_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
 
 
+def pytest_configure(config):
+    """One torch thread in the test process: tests are small, and on a 2-core machine a 2-thread
+    pool competing with DataLoader workers and subprocesses is far slower than one thread."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 def shared_path(*parts: str) -> Path:
     """A path under ../shared/data; skips the calling test (with the reason) when it is absent."""
     path = SHARED_DATA.joinpath(*parts)

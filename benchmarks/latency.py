@@ -1,0 +1,127 @@
+"""Inference latency: PyTorch eager vs onnxruntime (CPU), per model.
+
+    .venv/bin/python benchmarks/latency.py                       # a few registered models, untrained, --size
+    .venv/bin/python benchmarks/latency.py runs/x/fold0/model.pt face.onnx --runs 50
+
+Each model (a registered name, a ``model.pt`` or an exported ``.onnx`` with its ``.pt`` source
+named in the card) is exported to ONNX in a temporary folder (``facelm.export``) and timed on
+random model inputs (B, 3, S, S), i.e. the network alone, preprocessing excluded:
+
+* ms per face at batch 1 with 1 thread and with all threads (median of ``--runs`` calls),
+* images/s at batch 32 with all threads (median call time),
+
+for PyTorch eager (``torch.inference_mode``) and onnxruntime (CPUExecutionProvider, all graph
+optimisations). Prints a table and ends with one JSON line. Numbers on a shared CPU are noisy:
+re-run when the machine is quiet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import torch
+
+from facelm.checkpoint import load_model
+from facelm.export import LandmarkGraph, export_onnx
+from facelm.models import create_model
+
+DEFAULT_MODELS = ["mobilenetv3_small_100", "lcnet_100", "pfld_100"]
+
+
+def median_seconds(fn, runs: int, warmup: int = 3) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def load(item: str, size: int) -> tuple[str, torch.nn.Module, int]:
+    """A registered name (untrained, at ``size``) or a .pt / .onnx file -> (label, model, input size)."""
+    path = Path(item)
+    if path.suffix == ".onnx":
+        card = json.loads(path.with_suffix(".json").read_text())
+        if not card.get("source"):
+            sys.exit(f"{path}: the model card names no .pt source to time PyTorch against")
+        path = Path(card["source"])
+    if path.suffix in (".pt", ".json") and path.exists():
+        if path.suffix == ".json":
+            sys.exit(f"{path}: time ensemble members one by one (pass their model.pt files)")
+        model, meta = load_model(path)
+        return str(path), model, int(meta["input_size"])
+    return item, create_model(item).eval(), size
+
+
+def session(onnx_path: Path, threads: int) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+
+
+def measure(label: str, model: torch.nn.Module, size: int, runs: int, all_threads: int, tmp: Path) -> dict:
+    onnx_path = tmp / f"{len(list(tmp.iterdir()))}.onnx"
+    card = export_onnx(model, onnx_path, size=size)
+    graph = LandmarkGraph([model], [1.0], [size]).eval()
+    rng = np.random.default_rng(0)
+    one = (rng.random((1, 3, size, size), np.float32) * 255).astype(np.float32)
+    batch = (rng.random((32, 3, size, size), np.float32) * 255).astype(np.float32)
+    row = {"model": label, "size": size, "params": card["params"], "gflops": card["gflops"]}
+    with torch.inference_mode():
+        for threads, key in ((1, "1t"), (all_threads, "all")):
+            torch.set_num_threads(threads)
+            x = torch.from_numpy(one)
+            row[f"torch_ms_{key}"] = 1e3 * median_seconds(lambda: graph(x), runs)
+        xb = torch.from_numpy(batch)
+        row["torch_img_s_b32"] = 32 / median_seconds(lambda: graph(xb), max(3, runs // 10))
+    for threads, key in ((1, "1t"), (all_threads, "all")):
+        sess = session(onnx_path, threads)
+        row[f"ort_ms_{key}"] = 1e3 * median_seconds(lambda: sess.run(None, {"image": one}), runs)
+    sess = session(onnx_path, all_threads)
+    row["ort_img_s_b32"] = 32 / median_seconds(lambda: sess.run(None, {"image": batch}), max(3, runs // 10))
+    row["speedup_1t"] = row["torch_ms_1t"] / row["ort_ms_1t"]
+    row["speedup_all"] = row["torch_ms_all"] / row["ort_ms_all"]
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("models", nargs="*", default=DEFAULT_MODELS, help="registered names, model.pt or .onnx files")
+    parser.add_argument("--size", type=int, default=128, help="input size for registered names (default 128)")
+    parser.add_argument("--runs", type=int, default=30, help="timed calls at batch 1 (batch 32: runs/10, >= 3)")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="'all threads' (default: all cores)")
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for item in args.models:
+            label, model, size = load(item, args.size)
+            rows.append(measure(label, model, size, args.runs, args.threads, Path(tmp)))
+    head = (f"{'model':<28} {'S':>4} {'GFLOPs':>7} | {'eager ms 1t':>11} {'ort ms 1t':>9} {'x':>5} | "
+            f"{f'eager ms {args.threads}t':>11} {f'ort ms {args.threads}t':>9} {'x':>5} | {'eager img/s b32':>15} {'ort img/s b32':>13}")
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        print(f"{Path(r['model']).name if r['model'].endswith('.pt') else r['model']:<28} {r['size']:>4} {r['gflops']:>7.3f} | "
+              f"{r['torch_ms_1t']:>11.2f} {r['ort_ms_1t']:>9.2f} {r['speedup_1t']:>5.2f} | "
+              f"{r['torch_ms_all']:>11.2f} {r['ort_ms_all']:>9.2f} {r['speedup_all']:>5.2f} | "
+              f"{r['torch_img_s_b32']:>15.1f} {r['ort_img_s_b32']:>13.1f}")
+    print(json.dumps({"benchmark": "latency", "threads_all": args.threads, "torch": torch.__version__,
+                      "onnxruntime": ort.__version__, "rows": [{k: (round(v, 3) if isinstance(v, float) else v)
+                                                                for k, v in r.items()} for r in rows]}))
+
+
+if __name__ == "__main__":
+    main()
