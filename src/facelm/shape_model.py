@@ -132,7 +132,7 @@ class ShapeModel(nn.Module):
 
     def model_shape(self, coeffs: torch.Tensor) -> torch.Tensor:
         """Coefficients (B, n_modes) -> shapes in the model frame (B, 68, 2)."""
-        return self.mean + (coeffs @ self.components).reshape(len(coeffs), NUM_POINTS, 2)
+        return self.mean + (coeffs @ self.components).reshape(-1, NUM_POINTS, 2)
 
     def reconstruct(self, coeffs: torch.Tensor, pose: torch.Tensor) -> torch.Tensor:
         """Coefficients (B, n_modes) and pose (B, 4) -> normalised landmarks (B, 68, 2)."""

@@ -149,9 +149,9 @@ class StackedHourglass(LandmarkModel):
                 x = x + self.merge_feat[i](feat) + self.merge_maps[i](maps_cat)
         logits = points[-1]
         landmarks = HeatmapCodec(logits.shape[-2], logits.shape[-1], self.sigma).decode(logits)
-        out = {"landmarks": landmarks, "heatmaps": points}
+        out = {"landmarks": landmarks, "heatmaps": torch.stack(points, dim=1)}  # (B, stacks, 68, h, w)
         if self.adnet:
-            out["edges"] = edges
+            out["edges"] = torch.stack(edges, dim=1)  # (B, stacks, groups, h, w)
         return out
 
     def _point_heatmap_loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -165,13 +165,13 @@ class StackedHourglass(LandmarkModel):
     def loss(self, out: dict, batch: dict, point_loss: PointLoss) -> tuple[torch.Tensor, dict]:
         target = batch["landmarks"]
         points = point_loss(out["landmarks"], target)
-        heat = sum(self._point_heatmap_loss(logits, target) for logits in out["heatmaps"])
+        heat = sum(self._point_heatmap_loss(logits, target) for logits in out["heatmaps"].unbind(dim=1))
         total = points + self.heatmap_weight * heat
         parts = {"points": float(points.detach()), "heatmap": float(heat.detach())}
         if self.adnet:
-            h, w = out["edges"][0].shape[-2:]
+            h, w = out["edges"].shape[-2:]
             edge_target = edge_heatmaps(target, h, w, self.sigma)
-            edge = sum(adaptive_wing(torch.sigmoid(e), edge_target) for e in out["edges"])
+            edge = sum(adaptive_wing(torch.sigmoid(e), edge_target) for e in out["edges"].unbind(dim=1))
             total = total + self.heatmap_weight * edge
             parts["edge"] = float(edge.detach())
         return total, parts

@@ -83,14 +83,14 @@ class SLPT(LandmarkModel):
                       + self.position(landmarks - 0.5) + self.landmark_embedding)
             landmarks = landmarks + extent * self.offset(self.transformer(tokens))
             stages.append(landmarks)
-        return {"landmarks": landmarks, "stages": stages}
+        return {"landmarks": landmarks, "stages": torch.stack(stages, dim=1)}  # (B, 1 + stages, 68, 2)
 
     def fit_priors(self, landmarks: np.ndarray) -> None:
         self.coarse.set_reference(landmarks)
 
     def loss(self, out: dict, batch: dict, point_loss: PointLoss) -> tuple[torch.Tensor, dict]:
         target = batch["landmarks"]
-        per_stage = [point_loss(pred, target) for pred in out["stages"]]
+        per_stage = [point_loss(pred, target) for pred in out["stages"].unbind(dim=1)]
         parts = {"coarse": float(per_stage[0].detach())}
         parts.update({f"stage{i}": float(v.detach()) for i, v in enumerate(per_stage[1:], 1)})
         parts["points"] = parts[f"stage{len(per_stage) - 1}"] if len(per_stage) > 1 else parts["coarse"]
