@@ -112,7 +112,8 @@ def build_ensemble(config: dict, run_dirs: list[Path]) -> dict:
             for run in fold_runs:
                 members.append({"model": str(run["dir"] / "model.pt"), "weight": count / steps / len(fold_runs),
                                 "size_mb": run["metrics"]["size_mb"], "model_id": mid, "fold": run["metrics"]["fold"]})
-        val_pred = sum(m["weight"] * read_run(Path(m["model"]).parent)["val_pred"] for m in members)
+        val_by_model = {str(r["dir"] / "model.pt"): r["val_pred"] for r in runs}
+        val_pred = sum(m["weight"] * val_by_model[m["model"]] for m in members)
     val_nme = 100 * float(nme(val_pred, val_folder.landmarks).mean()) if val_folder.labelled else None
     return {
         "run_name": config["run_name"],

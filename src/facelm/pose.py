@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import torch
 
 #: iBUG indices of the model points: nose tip, chin, outer eye corners (36, 45), mouth corners.
 POSE_POINTS = np.array([30, 8, 36, 45, 48, 54])
@@ -54,3 +55,9 @@ def pose_from_landmarks(landmarks_px: np.ndarray, image_size: float) -> np.ndarr
         if ok:
             out[i] = _euler(cv2.Rodrigues(rvec)[0])
     return out
+
+
+def pose_targets(landmarks_norm: torch.Tensor, image_size: int) -> torch.Tensor:
+    """Pose ground truth (B, 3) for a training batch of normalised landmarks, on their device."""
+    pts = landmarks_norm.detach().cpu().numpy() * image_size
+    return torch.from_numpy(pose_from_landmarks(pts, image_size)).to(landmarks_norm.device)

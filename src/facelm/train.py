@@ -17,7 +17,6 @@ from __future__ import annotations
 import copy
 import csv
 import hashlib
-import io
 import json
 import math
 import os
@@ -310,10 +309,8 @@ def _previous_speed(out_dir: Path):
 
 
 def _save_npy(path: Path, array: np.ndarray) -> None:
-    buffer = io.BytesIO()
-    np.save(buffer, array)
     with atomic_open(path, "wb") as handle:
-        handle.write(buffer.getvalue())
+        np.save(handle, array)
 
 
 # ----------------------------------------------------------------------------- CLI

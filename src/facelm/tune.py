@@ -81,7 +81,7 @@ def suggest(trial: optuna.Trial, space: dict) -> dict:
     return params
 
 
-def storage_url(path: Path) -> optuna.storages.RDBStorage:
+def sqlite_storage(path: Path) -> optuna.storages.RDBStorage:
     path.parent.mkdir(parents=True, exist_ok=True)
     # a busy timeout lets several worker processes share the SQLite file
     return optuna.storages.RDBStorage(f"sqlite:///{path}", engine_kwargs={"connect_args": {"timeout": 60}})
@@ -89,7 +89,7 @@ def storage_url(path: Path) -> optuna.storages.RDBStorage:
 
 def open_study(config: dict, db: Path, seed: int = 0) -> optuna.Study:
     return optuna.create_study(
-        study_name=config["run_name"], storage=storage_url(db), direction="minimize", load_if_exists=True,
+        study_name=config["run_name"], storage=sqlite_storage(db), direction="minimize", load_if_exists=True,
         sampler=optuna.samplers.TPESampler(seed=seed), pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1),
     )
 

@@ -24,7 +24,7 @@ import torch.nn as nn
 from facelm.models._registry import register_family_default, register_model
 from facelm.models.base import LandmarkModel, PointLoss
 from facelm.models.heads import RegressionHead
-from facelm.pose import pose_from_landmarks
+from facelm.pose import pose_targets
 from facelm.shape_model import ShapeModel
 
 #: Modes that explain 95% of the Procrustes-aligned 300-W training shapes' variance
@@ -68,7 +68,7 @@ class ASMNet(LandmarkModel):
         size = batch["image"].shape[-1]
         with torch.no_grad():
             asm_points = self.shape_model.regularise(target)
-            pose_gt = torch.from_numpy(pose_from_landmarks(target.cpu().numpy() * size, size)).to(target.device)
+            pose_gt = pose_targets(target, size)
         points = point_loss(out["landmarks"], target)
         asm = point_loss(out["landmarks"], asm_points)
         pose = (out["pose"] - pose_gt).abs().mean()

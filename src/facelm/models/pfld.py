@@ -23,7 +23,7 @@ import torch.nn as nn
 from facelm.models._registry import register_family_default, register_model
 from facelm.models.base import LandmarkModel, PointLoss
 from facelm.models.heads import RegressionHead
-from facelm.pose import pose_from_landmarks
+from facelm.pose import pose_targets
 
 
 def conv_bn(cin: int, cout: int, k: int = 3, s: int = 1, groups: int = 1, act: bool = True) -> nn.Sequential:
@@ -93,7 +93,7 @@ class PFLD(LandmarkModel):
         per_sample = point_loss(out["landmarks"], target, reduction="none")
         size = batch["image"].shape[-1]
         with torch.no_grad():
-            pose_gt = torch.from_numpy(pose_from_landmarks(target.detach().cpu().numpy() * size, size)).to(target.device)
+            pose_gt = pose_targets(target, size)
             weights = 1 + attribute_weights(pose_gt, target) * (1 - torch.cos(out["pose"].detach() - pose_gt)).sum(1)
         points = (weights * per_sample).mean()
         pose_loss = (1 - torch.cos(out["pose"] - pose_gt)).sum(1).mean()
