@@ -13,9 +13,8 @@ configfile: "config.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
-include: "workflow/rules/train.smk"
-include: "workflow/rules/tune.smk"
-include: "workflow/rules/submit.smk"
+include: "workflow/rules/training.smk"
+include: "workflow/rules/challenge.smk"
 
 
 rule all:

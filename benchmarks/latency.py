@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/latency.py runs/x/fold0/model.pt face.onnx --runs 50
 
 Each model (a registered name, a ``model.pt`` or an exported ``.onnx`` with its ``.pt`` source
-named in the card) is exported to ONNX in a temporary folder (``facelm.export``) and timed on
+named in the card) is exported to ONNX in a temporary folder (``facelm.inference.export``) and timed on
 random model inputs (B, 3, S, S), i.e. the network alone, preprocessing excluded:
 
 * ms per face at batch 1 with 1 thread and with all threads (median of ``--runs`` calls),
@@ -30,8 +30,8 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from facelm.checkpoint import load_model
-from facelm.export import LandmarkGraph, export_onnx
+from facelm.models.checkpoint import load_model
+from facelm.inference.export import LandmarkGraph, export_onnx
 from facelm.models import create_model
 
 DEFAULT_MODELS = ["mobilenetv3_small_100", "lcnet_100", "pfld_100"]

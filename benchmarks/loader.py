@@ -15,9 +15,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from facelm.cache import build_cache
+from facelm.data.cache import build_cache
 from facelm.config import schema
-from facelm.dataset import FolderDataset, LandmarkDataset, make_loader, set_loader_epoch
+from facelm.data.dataset import FolderDataset, LandmarkDataset, make_loader, set_loader_epoch
 
 REPO = Path(__file__).resolve().parents[1]
 

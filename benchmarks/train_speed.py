@@ -16,7 +16,7 @@ import time
 import torch
 
 from facelm.landmarks68 import mean_shape
-from facelm.losses import create_loss
+from facelm.models.losses import create_loss
 from facelm.models import create_model, list_families
 
 DEFAULT_MODELS = ["mobilenetv3_small_100", "mobilenetv3_large_100", "convnext_atto", "efficientnet_b0", "lcnet_100",

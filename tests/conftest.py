@@ -55,7 +55,7 @@ def raw_300w_sample() -> Path:
 @pytest.fixture(scope="session")
 def demo_data(tmp_path_factory) -> Path:
     """A tiny self-made dataset in the challenge layout (made once per test session)."""
-    from facelm.demo_data import make_demo_data
+    from facelm.data.demo import make_demo_data
 
     out = tmp_path_factory.mktemp("demo")
     make_demo_data(out, n_train=48, n_val=12, n_test=10, seed=0)
@@ -67,8 +67,8 @@ def tiny_pipeline(demo_data, tmp_path_factory):
     """A config over the demo data plus two briefly trained fold runs of two models (made once)."""
     from facelm import layout
     from facelm.config import validate_config
-    from facelm.folds import write_folds
-    from facelm.train import train_model
+    from facelm.data.folds import write_folds
+    from facelm.training.trainer import train_model
 
     root = tmp_path_factory.mktemp("pipeline")
     config = validate_config({

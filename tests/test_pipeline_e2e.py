@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from facelm.folder import list_images
-from facelm.submission_check import validate_solution
+from facelm.data.folder import list_images
+from facelm.challenge.submission_check import validate_solution
 
 REPO = Path(__file__).resolve().parents[1]
 

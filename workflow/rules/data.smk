@@ -1,4 +1,5 @@
-# Data: demo data (when asked for and missing), a check of every dataset, the gamma caches.
+# Data stage (facelm.data): demo data (when asked for and missing), a check of every dataset,
+# the gamma caches, the seeded K-fold split.
 
 if config["make_demo_data"]:
 
@@ -51,3 +52,19 @@ rule gamma_cache:
     shell:
         "{FACELM} cache {input.folder} {output} --gamma {wildcards.gamma} --gamma-mode {wildcards.mode}"
         " --size {wildcards.size} --index {input.index} 2> {log}"
+
+
+rule folds:
+    """Seeded KFold over the concatenated train sets -> folds.csv (row, set, name, fold)."""
+    input:
+        check_reports(TRAIN_KEYS),
+    output:
+        layout.folds_csv(config),
+    params:
+        k=config["folds"]["k"],
+        seed=config["seed"],
+        train_sets=config["train_sets"],
+    conda:
+        "../../envs/facelm.yaml"
+    shell:
+        "{FACELM} folds --config {CONFIG_FILE} --out {output}"

@@ -10,7 +10,7 @@
   the shape model's main modes (those explaining ~95% of the variance), clipped to
   +-3 sqrt(eigenvalue) and reconstructed. This pulls predictions towards plausible shapes.
   ``fit_priors`` builds the shape model (and the regression's mean shape) from the training
-  landmarks. Pose ground truth: :func:`facelm.pose.pose_from_landmarks` on the batch's
+  landmarks. Pose ground truth: :func:`facelm.models.pose.pose_from_landmarks` on the batch's
   (augmented) landmarks. The paper raises the ASM weight during training; here it is constant.
 """
 
@@ -24,8 +24,8 @@ import torch.nn as nn
 from facelm.models._registry import register_family_default, register_model
 from facelm.models.base import LandmarkModel, PointLoss
 from facelm.models.heads import RegressionHead
-from facelm.pose import pose_targets
-from facelm.shape_model import ShapeModel
+from facelm.models.pose import pose_targets
+from facelm.models.shape_model import ShapeModel
 
 #: Modes that explain 95% of the Procrustes-aligned 300-W training shapes' variance
 #: (``ShapeModel.modes_for_variance(landmarks, 0.95)`` on /work/shared/data/300w_train = 17).

@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from facelm.codecs import HeatmapCodec, RegressionCodec
+from facelm.models.codecs import HeatmapCodec, RegressionCodec
 from facelm.models.base import mean_shape_normalised
 
 

@@ -4,7 +4,7 @@
   bottleneck residual blocks. Each stack predicts 68 point heatmaps at stride 4; the next
   stack gets ``features + conv(features) + conv(heatmaps)`` (intermediate supervision: every
   stack's heatmaps are in the loss). Coordinates: soft-argmax of the last stack's heatmaps
-  (:class:`facelm.codecs.HeatmapCodec`), with the point loss on them.
+  (:class:`facelm.models.codecs.HeatmapCodec`), with the point loss on them.
 * Heatmap loss: ``"ce"`` (cross-entropy against the codec's Gaussian, consistent with the
   soft-argmax decoding) or ``"awing"`` (adaptive wing, Wang et al. 2019, on ``sigmoid(logits)``
   against the peak-1 Gaussian; ADNet's choice).
@@ -24,9 +24,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from facelm.codecs import HeatmapCodec, cell_centres
+from facelm.models.codecs import HeatmapCodec, cell_centres
 from facelm.landmarks68 import CLOSED_GROUPS, GROUPS
-from facelm.losses import adaptive_wing
+from facelm.models.losses import adaptive_wing
 from facelm.models._registry import register_family_default, register_model
 from facelm.models.base import LandmarkModel, PointLoss
 

@@ -11,7 +11,7 @@
   or down (|pitch| > 20 deg), mouth open (expression), plus "normal". Deviation from the paper:
   the weight is ``1 + that product`` so it never vanishes while the pose branch is still
   untrained (the paper's product alone is ~0 for a well-predicted pose).
-Pose ground truth: :func:`facelm.pose.pose_from_landmarks` on the (augmented) batch.
+Pose ground truth: :func:`facelm.models.pose.pose_from_landmarks` on the (augmented) batch.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import torch.nn as nn
 from facelm.models._registry import register_family_default, register_model
 from facelm.models.base import LandmarkModel, PointLoss
 from facelm.models.heads import RegressionHead
-from facelm.pose import pose_targets
+from facelm.models.pose import pose_targets
 
 
 def conv_bn(cin: int, cout: int, k: int = 3, s: int = 1, groups: int = 1, act: bool = True) -> nn.Sequential:

@@ -2,7 +2,7 @@
 
 SynergyNet regresses 3DMM parameters, reconstructs landmarks, refines them with image
 features, and regresses the 3DMM parameters back from the refined landmarks to tie both
-together. Here the 3DMM is the 2D PCA :class:`facelm.shape_model.ShapeModel` (fitted by
+together. Here the 3DMM is the 2D PCA :class:`facelm.models.shape_model.ShapeModel` (fitted by
 ``fit_priors``):
 
 * Backbone (timm MobileNetV2, from scratch), pooled strides 8-32 -> ``n_modes`` shape
@@ -31,7 +31,7 @@ import torch.nn.functional as F
 
 from facelm.models._registry import register_family_default, register_model
 from facelm.models.base import LandmarkModel, PointLoss
-from facelm.shape_model import ShapeModel
+from facelm.models.shape_model import ShapeModel
 
 #: Modes explaining 98% of the aligned 300-W training shapes (ShapeModel.modes_for_variance).
 N_MODES = 30

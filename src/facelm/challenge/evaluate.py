@@ -1,0 +1,105 @@
+"""Score a model (``.pt``, ``.onnx`` or ensemble ``.json``) on a labelled folder.
+
+Predictions are made in, and compared in, the folder's own 384-pixel frame. Reported (x100):
+``nme_384`` (the challenge's normaliser, /384), ``nme_box`` (/sqrt(w*h) of the GT box),
+``nme_io`` (/outer-eye-corner distance), ``fr_box_10`` (failure rate: share of faces with box
+NME > 10 %), ``auc_box_10`` (area under the box-NME CED up to 10 %), plus NME by yaw bin (yaw
+from the ground truth, :mod:`facelm.models.pose`) and a CED curve PNG.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from facelm.atomic import atomic_path, write_json
+from facelm.errors import FacelmError
+from facelm.data.folder import open_folder
+from facelm.metrics import auc, ced_curve, failure_rate, nme
+from facelm.models.pose import pose_from_landmarks
+
+YAW_BINS = ((0, 30), (30, 60), (60, 90))
+
+
+def scores(pred: np.ndarray, gt: np.ndarray, size: float = 384) -> dict:
+    per_box = nme(pred, gt, "box")
+    yaw = np.abs(np.degrees(pose_from_landmarks(gt, size)[:, 0]))
+    per_384 = nme(pred, gt, "384", size)
+    bins = []
+    for low, high in YAW_BINS:
+        mask = (yaw >= low) & (yaw < high) if high < 90 else yaw >= low
+        bins.append({"yaw_deg": f"{low}-{high}", "n_images": int(mask.sum()),
+                     "nme_384": 100 * float(per_384[mask].mean()) if mask.any() else None})
+    return {
+        "nme_384": 100 * float(per_384.mean()),
+        "nme_box": 100 * float(per_box.mean()),
+        "nme_io": 100 * float(nme(pred, gt, "io").mean()),
+        "fr_box_10": 100 * failure_rate(per_box, 0.10),
+        "auc_box_10": 100 * auc(per_box, 0.10),
+        "n_images": int(len(gt)),
+        "by_yaw": bins,
+    }
+
+
+def evaluate(predictor, folder: str | os.PathLike, batch_size: int = 64, hflip_tta: bool | None = None) -> tuple[dict, np.ndarray, np.ndarray]:
+    """(scores, predictions, ground truth) of ``predictor`` on a labelled folder."""
+    from facelm.inference.base import predict_folder
+
+    faces = open_folder(folder)
+    if not faces.labelled:
+        raise FacelmError("folder has no annot.pkl to score against", folder)
+    names, pred = predict_folder(predictor, folder, batch_size, hflip_tta)
+    return scores(pred, faces.landmarks), pred, faces.landmarks
+
+
+def plot_ced(curves: dict[str, np.ndarray], out_png: str | os.PathLike, threshold: float = 0.1) -> None:
+    """CED curves (box-normalised NME) of several prediction sets in one PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 4))
+    for label, per_image in curves.items():
+        xs, ys = ced_curve(per_image, threshold)
+        ax.plot(100 * xs, ys, label=f"{label} (AUC {100 * auc(per_image, threshold):.1f})")
+    ax.set_xlabel("NME (% of box size)")
+    ax.set_ylabel("fraction of faces")
+    ax.set_xlim(0, 100 * threshold)
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    with atomic_path(out_png) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("model", help="model.pt, export.onnx or ensemble.json")
+    parser.add_argument("folder", help="labelled challenge-format folder")
+    parser.add_argument("--out", help="write the scores as JSON")
+    parser.add_argument("--ced", help="write the CED curve PNG")
+    parser.add_argument("--hflip-tta", action="store_true", help="average with the mirrored prediction")
+    parser.add_argument("--batch-size", type=int, default=64)
+
+
+def main(args) -> int:
+    from facelm.inference.loading import load_predictor
+
+    predictor = load_predictor(args.model)
+    result, pred, gt = evaluate(predictor, args.folder, args.batch_size, True if args.hflip_tta else None)
+    print(f"{Path(args.folder).name}: {result['n_images']} faces")
+    for key in ("nme_box", "nme_io", "fr_box_10", "auc_box_10"):
+        print(f"  {key:<11} {result[key]:.3f}")
+    for row in result["by_yaw"]:
+        value = "-" if row["nme_384"] is None else f"{row['nme_384']:.3f}"
+        print(f"  yaw {row['yaw_deg']:>6}: {row['n_images']:4d} faces, NME/384 {value}")
+    if args.out:
+        write_json(args.out, {"model": str(args.model), "folder": str(args.folder), **result})
+    if args.ced:
+        plot_ced({Path(args.model).stem: nme(pred, gt, "box")}, args.ced)
+    print(f"  nme_384     {result['nme_384']:.3f}")
+    return 0

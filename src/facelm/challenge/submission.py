@@ -1,0 +1,68 @@
+"""Predict the test folder and write ``solution.txt`` + ``solution.zip`` (validated before kept).
+
+Rows: ``name x1 y1 ... x68 y68`` in the 384-pixel frame, single spaces, 4 decimals. With
+``--val`` the same predictor also writes ``val_solution.txt`` for the validation folder and
+scores it (``val_score.json``), so the pipeline reports the number the leaderboard would.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from facelm.atomic import atomic_path, write_json
+from facelm.config import load_config
+from facelm.data.folder import ANNOT_NAME
+from facelm.inference.base import predict_folder
+from facelm.inference.loading import load_predictor
+from facelm.challenge.submission_check import SOLUTION_NAME, validate_solution
+
+
+def solution_text(names: list[str], points: np.ndarray) -> str:
+    return "".join(name + " " + " ".join(f"{v:.4f}" for v in row.reshape(-1)) + "\n" for name, row in zip(names, points))
+
+
+def write_solution(path: Path, names: list[str], points: np.ndarray) -> None:
+    """Write, validate in the temporary file, then rename: a bad file never replaces a good one."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(solution_text(names, points))
+        validate_solution(tmp, names)
+
+
+def write_zip(txt: Path, out_zip: Path) -> None:
+    with atomic_path(out_zip) as tmp:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+            archive.write(txt, SOLUTION_NAME)
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--config", help="config (for its batch settings); optional")
+    parser.add_argument("--model", required=True, help="ensemble .json, model.pt or .onnx")
+    parser.add_argument("--test", required=True, help="test folder")
+    parser.add_argument("--val", help="labelled folder to predict and score as well")
+    parser.add_argument("--out-dir", required=True, help="submissions/<run>")
+    parser.add_argument("--batch-size", type=int, default=64)
+
+
+def main(args) -> int:
+    from facelm.challenge.score import score_solution
+
+    if args.config:
+        load_config(args.config)
+    out = Path(args.out_dir)
+    predictor = load_predictor(args.model)
+    names, points = predict_folder(predictor, args.test, args.batch_size)
+    write_solution(out / SOLUTION_NAME, names, points)
+    write_zip(out / SOLUTION_NAME, out / "solution.zip")
+    validate_solution(out / "solution.zip", names)
+    print(f"{out / 'solution.zip'}: {len(names)} rows, valid")
+    if args.val:
+        val_names, val_points = predict_folder(predictor, args.val, args.batch_size)
+        write_solution(out / "val_solution.txt", val_names, val_points)
+        value = score_solution(out / "val_solution.txt", Path(args.val) / ANNOT_NAME)
+        write_json(out / "val_score.json", {"model": str(args.model), "val_folder": str(args.val), "nme_384": value,
+                                            "n_images": len(val_names)})
+        print(f"val NME x100 (/384): {value:.4f}")
+    return 0

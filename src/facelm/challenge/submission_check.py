@@ -1,0 +1,80 @@
+"""Validate a challenge solution file (``solution.txt`` or a zip holding only it).
+
+Rules: one row per test image, each image exactly once, 137 fields (name + 68 x/y pairs)
+separated by single spaces, finite numbers. The first problem is reported with its line.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from facelm.errors import FacelmError
+from facelm.data.folder import list_images
+
+FIELDS = 1 + 68 * 2
+SOLUTION_NAME = "solution.txt"
+
+
+def read_solution_text(path: str | os.PathLike) -> str:
+    path = Path(path)
+    try:
+        if path.suffix.lower() == ".zip":
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+                if names != [SOLUTION_NAME]:
+                    raise FacelmError(f"zip must hold only {SOLUTION_NAME}, it holds {names}", path)
+                return archive.read(SOLUTION_NAME).decode("utf-8")
+        return path.read_text(encoding="utf-8")
+    except (OSError, zipfile.BadZipFile, UnicodeDecodeError) as err:
+        raise FacelmError(f"cannot read solution ({type(err).__name__})", path) from None
+
+
+def parse_solution(path: str | os.PathLike) -> tuple[list[str], np.ndarray]:
+    """(names, (N, 68, 2)) of a solution file; a malformed row -> one-line error with its line number."""
+    text = read_solution_text(path)
+    names, rows = [], []
+    for number, line in enumerate(text.splitlines(), start=1):
+        fields = line.split(" ")
+        if len(fields) != FIELDS:
+            raise FacelmError(f"line {number}: {len(fields)} fields, expected {FIELDS} (name + 136 numbers, single spaces)", path)
+        try:
+            values = np.array([float(v) for v in fields[1:]], np.float64)
+        except ValueError:
+            raise FacelmError(f"line {number}: a coordinate is not a number", path) from None
+        if not np.isfinite(values).all():
+            raise FacelmError(f"line {number}: a coordinate is NaN or infinite", path)
+        names.append(fields[0])
+        rows.append(values.reshape(68, 2))
+    return names, (np.stack(rows) if rows else np.zeros((0, 68, 2)))
+
+
+def validate_solution(path: str | os.PathLike, expected_names: list[str]) -> tuple[list[str], np.ndarray]:
+    names, points = parse_solution(path)
+    seen: dict[str, int] = {}
+    expected = set(expected_names)
+    for number, name in enumerate(names, start=1):
+        if name in seen:
+            raise FacelmError(f"line {number}: {name} duplicates line {seen[name]}", path)
+        if name not in expected:
+            raise FacelmError(f"line {number}: {name} is not a test image", path)
+        seen[name] = number
+    missing = [n for n in expected_names if n not in seen]
+    if missing:
+        raise FacelmError(f"{len(missing)} test images have no row (first: {missing[0]})", path)
+    return names, points
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("solution", help="solution.txt or solution.zip")
+    parser.add_argument("test_dir", help="the test folder the solution is for")
+
+
+def main(args) -> int:
+    names, _ = validate_solution(args.solution, list_images(args.test_dir))
+    print(f"{args.solution}: valid, {len(names)} rows")
+    return 0

@@ -1,0 +1,114 @@
+"""Reading and writing ``annot.pkl`` safely.
+
+``annot.pkl`` is untrusted input: it is read with a restricted unpickler that can only
+build plain containers, numbers, strings and numpy arrays. A pickle that names any
+other global (``os.system``, ``builtins.eval``...) is refused before anything runs.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from facelm.atomic import atomic_open
+from facelm.errors import FacelmError
+
+#: The only globals a legitimate annot.pkl may reference (numpy arrays and scalars).
+_ALLOWED_GLOBALS = {
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "scalar"),
+}
+
+
+class _RestrictedUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in _ALLOWED_GLOBALS:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refused to load global {module}.{name}")
+
+
+def restricted_loads(data: bytes) -> Any:
+    """Unpickle ``data`` allowing only plain containers, numbers, strings and numpy arrays."""
+    return _RestrictedUnpickler(io.BytesIO(data)).load()
+
+
+def load_annot_raw(path: str | os.PathLike) -> tuple[list[str], list[Any]]:
+    """Load ``(names, landmarks)`` checking only the outer structure.
+
+    Per-image landmark entries are returned as they were stored, so that
+    :mod:`facelm.data.checks` can report each bad entry instead of failing on the first.
+    """
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise FacelmError("annotation file not found", path) from None
+    except OSError as err:
+        raise FacelmError(f"cannot read annotation file ({err.strerror})", path) from None
+    if not data:
+        raise FacelmError("annotation file is empty", path)
+    try:
+        obj = restricted_loads(data)
+    except pickle.UnpicklingError as err:
+        raise FacelmError(f"not a safe annotation pickle: {err}", path) from None
+    except Exception as err:  # truncated / corrupt pickles raise many kinds
+        raise FacelmError(f"corrupt annotation pickle ({type(err).__name__}: {err})", path) from None
+    if not (isinstance(obj, (tuple, list)) and len(obj) == 2):
+        raise FacelmError(f"expected a pair (names, landmarks), got {type(obj).__name__}", path)
+    names, landmarks = obj
+    if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+        raise FacelmError("names must be a list of strings", path)
+    if isinstance(landmarks, np.ndarray):
+        landmarks = list(landmarks)
+    if not isinstance(landmarks, (list, tuple)):
+        raise FacelmError(f"landmarks must be a list, got {type(landmarks).__name__}", path)
+    if len(names) != len(landmarks):
+        raise FacelmError(f"{len(names)} names but {len(landmarks)} landmark entries", path)
+    return list(names), list(landmarks)
+
+
+def as_landmark_array(entry: Any) -> np.ndarray | None:
+    """One image's entry as a float32 (68, 2) array, or None if it is not 68 numeric pairs."""
+    try:
+        arr = np.asarray(entry, dtype=np.float32)
+    except (TypeError, ValueError):
+        return None
+    if arr.shape != (68, 2):
+        return None
+    return arr
+
+
+def load_annot(path: str | os.PathLike) -> tuple[list[str], np.ndarray]:
+    """Load and validate ``annot.pkl``: names and a float32 (N, 68, 2) array of finite points."""
+    names, entries = load_annot_raw(path)
+    arrays = []
+    for name, entry in zip(names, entries):
+        arr = as_landmark_array(entry)
+        if arr is None:
+            raise FacelmError(f"landmarks of {name!r} are not 68 (x, y) pairs", path)
+        if not np.isfinite(arr).all():
+            raise FacelmError(f"landmarks of {name!r} contain non-finite values", path)
+        arrays.append(arr)
+    if len(set(names)) != len(names):
+        raise FacelmError("duplicate image names", path)
+    stacked = np.stack(arrays) if arrays else np.zeros((0, 68, 2), np.float32)
+    return names, stacked
+
+
+def save_annot(path: str | os.PathLike, names: list[str], landmarks: np.ndarray) -> None:
+    """Write ``annot.pkl`` in the challenge format (plain lists of float pairs), atomically."""
+    landmarks = np.asarray(landmarks, dtype=np.float32)
+    if landmarks.shape != (len(names), 68, 2):
+        raise FacelmError(f"cannot save landmarks of shape {landmarks.shape} for {len(names)} names", path)
+    payload = (list(names), [[[float(x), float(y)] for x, y in pts] for pts in landmarks])
+    with atomic_open(path, "wb") as handle:
+        pickle.dump(payload, handle, protocol=4)

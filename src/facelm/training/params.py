@@ -1,0 +1,60 @@
+"""Tuned parameters -> config: where each search-space name lives, and the best-params file.
+
+Shared by the trainer (``facelm train --params``) and the tuner, so neither imports the other.
+
+Search-space names: ``lr, weight_decay, batch_size, epochs, loss, size, warmup_epochs,
+ema_decay, grad_clip`` -> ``train.*``; ``gamma, gamma_mode`` -> ``preprocess.*``; any
+augmentation key -> ``augment.*``; ``backbone`` -> the tuned model's name; ``width``,
+``head`` -> its kwargs; dotted names (``augment.hflip_p``) are used as they are.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from pathlib import Path
+
+from facelm.config import schema, validate_config
+from facelm.errors import FacelmError
+
+TRAIN_KEYS = {"lr", "weight_decay", "batch_size", "epochs", "loss", "size", "warmup_epochs", "ema_decay", "grad_clip"}
+PREPROCESS_KEYS = {"gamma", "gamma_mode"}
+MODEL_KWARGS = {"width", "head"}
+
+
+def config_path_of(name: str) -> tuple[str, ...]:
+    """Where a search-space name lives in the config."""
+    if "." in name:
+        return tuple(name.split("."))
+    if name in TRAIN_KEYS:
+        return ("train", name)
+    if name in PREPROCESS_KEYS:
+        return ("preprocess", name)
+    if name in schema()["properties"]["augment"]["properties"]:
+        return ("augment", name)
+    if name == "backbone":
+        return ("tune", "model", "name")
+    if name in MODEL_KWARGS:
+        return ("tune", "model", "kwargs", name)
+    raise FacelmError(f"unknown tuning parameter {name!r} (see facelm.training.tune for the names)")
+
+
+def apply_params(config: dict, params: dict) -> dict:
+    """A copy of ``config`` with tuned parameters set (validated again)."""
+    config = copy.deepcopy(config)
+    for name, value in params.items():
+        *parents, leaf = config_path_of(name)
+        node = config
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    return validate_config(config, "tuned parameters")
+
+
+def read_best_params(path: str | os.PathLike) -> dict:
+    try:
+        data = json.loads(Path(path).read_text())
+        return dict(data["params"])
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise FacelmError(f"not a best-params file ({type(err).__name__})", path) from None

@@ -1,0 +1,107 @@
+"""Datasets over the cache and over raw folders; seeded, worker-independent loading."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import ConcatDataset
+
+from facelm.data.annot import load_annot, save_annot
+from facelm.data.cache import build_cache
+from facelm.data.dataset import FolderDataset, LandmarkDataset, make_loader, set_loader_epoch
+from facelm.errors import FacelmError
+
+AUG = {"hflip_p": 0.5, "rotate_deg": 20, "occlusion_p": 0.5}
+
+
+@pytest.fixture(scope="module")
+def labelled(tmp_path_factory):
+    """A 12-image labelled folder (made-up pixels, real-looking 384-frame points) and its 64-px cache."""
+    root = tmp_path_factory.mktemp("ds")
+    folder = root / "faces"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    names = [f"f{i:02d}.jpg" for i in range(12)]
+    for name in names:
+        cv2.imwrite(str(folder / name), rng.integers(0, 256, (384, 384, 3), dtype=np.uint8))
+    points = rng.uniform(100, 300, (12, 68, 2)).astype(np.float32)
+    save_annot(folder / "annot.pkl", names, points)
+    cache = build_cache(folder, root / "cache", 1.0, "fixed", 64, workers=0, progress=False)
+    return folder, cache, points
+
+
+def test_items_follow_the_contract(labelled):
+    _, cache, points = labelled
+    ds = LandmarkDataset(cache, indices=[3, 7])
+    assert len(ds) == 2 and ds.size == 64 and ds.source_size == 384
+    item = ds[1]
+    assert item["index"] == 7
+    assert item["image"].dtype == torch.float32 and item["image"].shape == (3, 64, 64)
+    assert 0 <= item["image"].min() and item["image"].max() <= 255
+    assert item["landmarks"].dtype == torch.float32 and item["landmarks"].shape == (68, 2)
+    np.testing.assert_allclose(item["landmarks"].numpy(), points[7] / 384, rtol=1e-5)
+    np.testing.assert_allclose(ds.landmarks_norm(), points[[3, 7]] / 384, rtol=1e-5)
+    with pytest.raises(FacelmError, match="out of range"):
+        LandmarkDataset(cache, indices=[12])
+
+
+def test_folder_dataset_gives_the_same_items_as_the_cache(labelled):
+    folder, cache, _ = labelled
+    for augment in (None, AUG):
+        a, b = LandmarkDataset(cache, augment=augment, seed=3), FolderDataset(folder, 64, 1.0, "fixed", augment, seed=3)
+        for ds in (a, b):
+            ds.set_epoch(2)
+        for i in (0, 5):
+            x, y = a[i], b[i]
+            assert torch.equal(x["image"], y["image"]) and x["index"] == y["index"] == i
+            torch.testing.assert_close(x["landmarks"], y["landmarks"])
+
+
+def test_augmentation_depends_on_seed_epoch_index_only(labelled):
+    _, cache, _ = labelled
+    ds = LandmarkDataset(cache, augment=AUG, seed=1)
+    first = ds[4]
+    assert torch.equal(ds[4]["image"], first["image"])  # same (seed, epoch, index) -> same draw
+    ds.set_epoch(1)
+    assert not torch.equal(ds[4]["image"], first["image"])
+
+
+def _epoch_batches(loader, epoch):
+    set_loader_epoch(loader, epoch)
+    return [(b["index"].tolist(), b["image"].sum().item(), b["landmarks"].sum().item()) for b in loader]
+
+
+def test_loader_order_and_draws_do_not_depend_on_workers(labelled):
+    _, cache, _ = labelled
+    runs = {}
+    for workers in (0, 2):
+        loader = make_loader(LandmarkDataset(cache, augment=AUG, seed=5), 4, True, workers, seed=5, drop_last=True)
+        runs[workers] = [_epoch_batches(loader, e) for e in (0, 1)]
+    assert runs[0] == runs[2]
+    (order0, order1) = ([i for b in run for i in b[0]] for run in runs[0])
+    assert sorted(order0) == list(range(12)) and order0 != order1  # a new permutation per epoch
+    plain = make_loader(LandmarkDataset(cache), 5, False, 0)
+    assert [b["index"].tolist() for b in plain] == [[0, 1, 2, 3, 4], [5, 6, 7, 8, 9], [10, 11]]
+
+
+def test_concat_datasets_all_get_the_epoch(labelled):
+    _, cache, _ = labelled
+    parts = [LandmarkDataset(cache, indices=range(6), augment=AUG), LandmarkDataset(cache, indices=range(6, 12), augment=AUG)]
+    loader = make_loader(ConcatDataset(parts), 4, True, 0, seed=0)
+    set_loader_epoch(loader, 3)
+    next(iter(loader))  # the epoch reaches the datasets with the first keys
+    assert [p.epoch for p in parts] == [3, 3] and loader.sampler.epoch == 3
+
+
+def test_unlabelled_cache_has_no_landmarks_key(tmp_path):
+    folder = tmp_path / "test"
+    folder.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(folder / f"t{i}.jpg"), np.full((48, 48, 3), 40 * i, np.uint8))
+    cache = build_cache(folder, tmp_path / "c", 1.0, "fixed", 24, workers=0, progress=False)
+    ds = LandmarkDataset(cache, augment=AUG)
+    assert ds.landmarks_norm() is None
+    item = ds[2]
+    assert set(item) == {"image", "index"} and item["image"].shape == (3, 24, 24)

@@ -1,0 +1,130 @@
+"""`facelm predict`: crops, a two-face photo, folders in batches, bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from facelm.models.checkpoint import save_checkpoint
+from facelm.cli import main
+from facelm.inference.detect import HaarDetector, crop_faces, to_image
+from facelm.inference.export import export_onnx
+from facelm.data.folder import imread_rgb
+from facelm.models import count_params, create_model, model_size_mb
+from facelm.inference.onnx_predictor import OnnxPredictor
+from facelm.inference.predict import predict_paths
+from test_detect import two_face_canvas
+
+torch.set_num_threads(1)  # a 2-thread OpenMP pool crawls when other jobs share the 2 cores
+cv2.setNumThreads(1)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """A small PyTorch model file and its ONNX export (untrained weights: the tests check plumbing)."""
+    out = tmp_path_factory.mktemp("models")
+    torch.manual_seed(0)
+    model = create_model("pfld_025").eval()
+    with torch.no_grad():
+        model.head.mlp[-1].weight.normal_(0, 0.002)  # input-dependent outputs (the head starts at zero)
+    save_checkpoint(out / "m.pt", model, {"input_size": 64, "gamma": 1.0, "gamma_mode": "fixed",
+                                          "size_mb": model_size_mb(model), "params": count_params(model)})
+    export_onnx(out / "m.pt", out / "m.onnx")
+    return out
+
+
+def _faces(path):
+    return json.loads(path.read_text())["faces"]
+
+
+def test_crop_is_predicted_directly(aflw_test, models, tmp_path, capsys):
+    crop = aflw_test / "image00002.jpg"
+    assert main(["predict", str(crop), "--model", str(models / "m.onnx"), "--out", str(tmp_path)]) == 0
+    faces = _faces(tmp_path / "image00002.json")
+    assert len(faces) == 1 and faces[0]["box"] == [0, 0, 384, 384] and faces[0]["score"] is None
+    expected = OnnxPredictor(models / "m.onnx").predict(imread_rgb(crop)[None])[0]
+    np.testing.assert_allclose(faces[0]["landmarks"], expected, atol=1e-3)
+    overlay = imread_rgb(tmp_path / "image00002.png")
+    assert overlay.shape == (384, 384, 3) and not np.array_equal(overlay, imread_rgb(crop))
+
+
+def test_two_face_photo_finds_both_and_maps_back(aflw_test, models, tmp_path):
+    canvas = two_face_canvas(aflw_test)
+    photo = tmp_path / "in" / "two_faces.png"
+    photo.parent.mkdir()
+    cv2.imwrite(str(photo), cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR))
+    assert main(["predict", str(photo), "--model", str(models / "m.pt"), "--out", str(tmp_path / "out")]) == 0
+    faces = _faces(tmp_path / "out" / "two_faces.json")
+    assert len(faces) == 2
+    centres = sorted(np.mean(f["landmarks"], axis=0)[0] for f in faces)
+    assert centres[0] < 424 < 520 < centres[1]  # one face in each pasted crop
+    # the same result by hand: detect, crop, predict, map back
+    detector = HaarDetector()
+    crops, transforms = crop_faces(canvas, detector.detect(canvas)[0], 384, detector.calibration)
+    expected = to_image(OnnxPredictor(models / "m.onnx").predict(crops), transforms)
+    np.testing.assert_allclose(np.array([f["landmarks"] for f in faces]), expected, atol=2e-3)
+
+
+def test_folder_runs_in_batches(aflw_test, models, tmp_path):
+    folder = tmp_path / "crops"
+    folder.mkdir()
+    for name in ("image00002.jpg", "image00004.jpg", "image00006.jpg"):
+        shutil.copy(aflw_test / name, folder / name)
+
+    class Counting(OnnxPredictor):
+        calls: list[int] = []
+
+        def predict(self, images, batch_size=64, hflip_tta=None):
+            self.calls.append(len(images))
+            return super().predict(images, batch_size, hflip_tta)
+
+    predictor = Counting(models / "m.onnx")
+    assert predict_paths(predictor, sorted(folder.iterdir()), tmp_path / "out", batch_size=2) == []
+    assert predictor.calls == [2, 1]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        f"image0000{i}.{ext}" for i in (2, 4, 6) for ext in ("json", "png")]
+
+
+def test_bad_images_are_reported_and_the_rest_still_run(aflw_test, models, tmp_path, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(aflw_test / "image00002.jpg", folder / "good.jpg")
+    (folder / "broken.jpg").write_bytes(b"not a jpeg")
+    cv2.imwrite(str(folder / "wall.png"), np.full((300, 500, 3), 120, np.uint8))  # a photo with no face
+    status = main(["predict", str(folder), str(tmp_path / "missing.jpg"), "--model", str(models / "m.onnx"),
+                   "--out", str(tmp_path / "out")])
+    assert status == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 3
+    assert any("broken.jpg: not a decodable image" in line for line in err)
+    assert any("wall.png: no face found" in line for line in err)
+    assert any("missing.jpg: no such file or folder" in line for line in err)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good.json", "good.png"]
+
+
+def test_forced_modes(aflw_test, models, tmp_path):
+    photo = tmp_path / "small.png"
+    cv2.imwrite(str(photo), cv2.resize(cv2.imread(str(aflw_test / "image00019.jpg")), (200, 200)))
+    assert main(["predict", str(photo), "--crops", "--model", str(models / "m.onnx"), "--out", str(tmp_path / "a")]) == 0
+    assert _faces(tmp_path / "a" / "small.json")[0]["box"] == [0, 0, 200, 200]
+    # --detect on a 384 crop uses the detector (a box that is not the whole image)
+    crop = aflw_test / "image00019.jpg"
+    assert main(["predict", str(crop), "--detect", "--model", str(models / "m.onnx"), "--out", str(tmp_path / "b")]) == 0
+    faces = _faces(tmp_path / "b" / "image00019.json")
+    assert faces and faces[0]["score"] is not None and faces[0]["box"] != [0, 0, 384, 384]
+
+
+def test_a_model_that_is_not_a_model_exits_2(aflw_test, tmp_path, capsys):
+    for name in ("junk.pt", "junk.onnx"):
+        (tmp_path / name).write_bytes(b"junk")
+        (tmp_path / "junk.json").write_text(json.dumps({"input_size": 64}))
+        assert main(["predict", str(aflw_test / "image00002.jpg"), "--model", str(tmp_path / name),
+                     "--out", str(tmp_path / "out")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and name in err
+    assert not (tmp_path / "out").exists()

@@ -1,0 +1,55 @@
+"""Optuna tuning: parameter names, a shared SQLite study, pruning and failures recorded."""
+
+from __future__ import annotations
+
+import json
+
+import optuna
+import pytest
+
+from facelm.errors import FacelmError
+from facelm.training.params import apply_params, config_path_of
+from facelm.training.tune import best_params, open_study, run_worker
+
+
+def test_names_map_to_config_keys(tiny_pipeline):
+    config, _ = tiny_pipeline
+    tuned = apply_params(config, {"lr": 0.01, "gamma": 1.3, "rotate_deg": 5, "backbone": "pfld_100",
+                                  "augment.hflip_p": 0.0, "width": 0.5})
+    assert tuned["train"]["lr"] == 0.01 and tuned["preprocess"]["gamma"] == 1.3
+    assert tuned["augment"]["rotate_deg"] == 5 and tuned["augment"]["hflip_p"] == 0.0
+    assert tuned["tune"]["model"]["name"] == "pfld_100" and tuned["tune"]["model"]["kwargs"]["width"] == 0.5
+    assert config["train"]["lr"] != 0.01  # a copy
+    with pytest.raises(FacelmError, match="unknown tuning parameter 'learning_rate'"):
+        config_path_of("learning_rate")
+    with pytest.raises(FacelmError, match="key train.lr"):
+        apply_params(config, {"lr": -1})
+
+
+def test_workers_share_a_study_and_stop_at_n_trials(tiny_pipeline, tmp_path):
+    config, _ = tiny_pipeline
+    config = {**config, "results_dir": str(tmp_path / "results"),
+              "tune": {**config["tune"], "enabled": True, "n_trials": 3, "epochs": 1,
+                       "model": {"name": "pfld_025"},
+                       "search_space": {"lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
+                                        "loss": {"type": "categorical", "choices": ["wing", "no_such_loss"]}}}}
+    db = tmp_path / "study.db"
+    first = run_worker(config, 0, db)
+    second = run_worker(config, 1, db)  # rerun: the study is already full, nothing more runs
+    total = sum(first["trials"].values())
+    assert total == 3 and second["trials"] == first["trials"]
+    study = open_study(config, db)
+    assert {t.state for t in study.trials} <= {optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL,
+                                               optuna.trial.TrialState.PRUNED}
+    failed = [t for t in study.trials if t.params.get("loss") == "no_such_loss"]
+    assert all(t.state == optuna.trial.TrialState.FAIL for t in failed)  # recorded, not fatal
+    best = best_params(config, db)
+    if best["number"] is not None:
+        assert best["params"]["loss"] == "wing" and best["value"] > 0
+
+
+def test_best_params_without_complete_trials(tiny_pipeline, tmp_path):
+    config, _ = tiny_pipeline
+    best = best_params(config, tmp_path / "empty.db")
+    assert best["params"] == {} and "no trial completed" in best["note"]
+    json.dumps(best)

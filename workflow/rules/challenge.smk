@@ -1,0 +1,74 @@
+# Challenge stage (facelm.challenge): ensemble under the size budget, the submission, the report,
+# and the methods ablation.
+
+
+rule ensemble:
+    """Greedy forward selection on out-of-fold NME, distinct members within budget_mb."""
+    input:
+        [run / "metrics.json" for run in RUN_DIRS],
+    output:
+        ENSEMBLE,
+    params:
+        runs=RUN_DIRS,
+        ensemble=config["ensemble"],
+        budget=config["budget_mb"],
+    log:
+        RESULTS / "logs" / "ensemble.log",
+    conda:
+        "../../envs/facelm.yaml"
+    shell:
+        "{FACELM} ensemble --config {CONFIG_FILE} --runs {params.runs} --out {output} 2> {log}"
+
+
+rule submission:
+    """Predict the test crops -> solution.txt + solution.zip (validated); score the val crops too."""
+    input:
+        model=ENSEMBLE,
+        test=DATASETS[SPLIT_KEYS["test"]],
+        checks=check_reports([SPLIT_KEYS["test"], SPLIT_KEYS["val"]]),
+    output:
+        txt=SUBMISSION_DIR / "solution.txt",
+        zip=SUBMISSION_ZIP,
+        val_score=SUBMISSION_DIR / "val_score.json",
+    params:
+        val=DATASETS[SPLIT_KEYS["val"]],
+    log:
+        RESULTS / "logs" / "submission.log",
+    conda:
+        "../../envs/facelm.yaml"
+    shell:
+        "{FACELM} submit --config {CONFIG_FILE} --model {input.model} --test {input.test}"
+        " --val {params.val} --out-dir {SUBMISSION_DIR} 2> {log}"
+
+
+rule report:
+    """results/report.md: per model x fold table, tuning history, ensemble, CED curves, faces."""
+    input:
+        ENSEMBLE,
+        SUBMISSION_DIR / "val_score.json",
+        [BEST_PARAMS] if TUNE else [],
+    output:
+        REPORT,
+    log:
+        RESULTS / "logs" / "report.log",
+    conda:
+        "../../envs/facelm.yaml"
+    shell:
+        "{FACELM} report --config {CONFIG_FILE} --out {output} 2> {log}"
+
+
+rule ablation:
+    """Every surveyed method, same short schedule and data -> results/ablation.md."""
+    input:
+        check_reports([layout.dataset_key(config["ablation"]["train_set"]), SPLIT_KEYS["val"]]),
+    output:
+        RESULTS / "ablation.md",
+    params:
+        ablation=config["ablation"],
+    threads: workflow.cores
+    log:
+        RESULTS / "logs" / "ablation.log",
+    conda:
+        "../../envs/facelm.yaml"
+    shell:
+        "{FACELM} ablation --config {CONFIG_FILE} --out {output} 2> {log}"

@@ -1,0 +1,74 @@
+# Training stage (facelm.training): Optuna workers share one study; the best parameters feed
+# K-fold training, one job per (model, fold), each on the cached, checked data.
+TUNE_WORKERS = range(config["tune"]["workers"])
+
+
+rule tune_worker:
+    """Run trials until the study holds tune.n_trials finished trials (pruned/failed count)."""
+    input:
+        folds=layout.folds_csv(config),
+        caches=caches_for([*TRAIN_KEYS, SPLIT_KEYS["val"]], SIZE),
+    output:
+        layout.optuna_dir(config) / "worker{worker}.done",
+    params:
+        tune=config["tune"],
+    log:
+        RESULTS / "logs" / "tune" / "worker{worker}.log",
+    conda:
+        "../../envs/facelm.yaml"
+    shell:
+        "{FACELM} tune --config {CONFIG_FILE} --worker {wildcards.worker} 2> {log}"
+
+
+rule tune_best:
+    """The best complete trial's parameters (an empty set when none completed)."""
+    input:
+        expand(layout.optuna_dir(config) / "worker{worker}.done", worker=TUNE_WORKERS),
+    output:
+        BEST_PARAMS,
+    conda:
+        "../../envs/facelm.yaml"
+    shell:
+        "{FACELM} tune --config {CONFIG_FILE} --best {output}"
+
+
+def train_inputs(wc):
+    entry = MODEL_IDS[wc.model_id]
+    inputs = {
+        "folds": layout.folds_csv(config),
+        "caches": caches_for([*TRAIN_KEYS, SPLIT_KEYS["val"]], model_sizes(entry)),
+    }
+    if TUNE:
+        inputs["best"] = BEST_PARAMS
+    return inputs
+
+
+rule train:
+    """Train one model on one fold; writes model.pt, metrics.json, OOF and val predictions."""
+    input:
+        unpack(train_inputs),
+    output:
+        model=RESULTS / "runs" / "{model_id}" / "fold{fold}" / "model.pt",
+        metrics=RESULTS / "runs" / "{model_id}" / "fold{fold}" / "metrics.json",
+        oof=RESULTS / "runs" / "{model_id}" / "fold{fold}" / "oof_pred.npy",
+        val=RESULTS / "runs" / "{model_id}" / "fold{fold}" / "val_pred.npy",
+    wildcard_constraints:
+        fold=r"\d+",
+    params:
+        entry=lambda wc: MODEL_IDS[wc.model_id],
+        train=config["train"],
+        augment=config["augment"],
+        preprocess=config["preprocess"],
+        best=f"--params {BEST_PARAMS}" if TUNE else "",
+        out=lambda wc, output: Path(output.model).parent,
+    threads: workflow.cores
+    log:
+        RESULTS / "logs" / "train" / "{model_id}_fold{fold}.log",
+    conda:
+        "../../envs/facelm.yaml"
+    shell:
+        "{FACELM} train --config {CONFIG_FILE} --model {wildcards.model_id} --fold {wildcards.fold}"
+        " --out {params.out} {params.best} 2> {log}"
+
+
+RUN_DIRS = [layout.run_dir(config, mid, fold) for mid in MODEL_IDS for fold in FOLDS]
