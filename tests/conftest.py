@@ -66,12 +66,12 @@ def demo_data(tmp_path_factory) -> Path:
 def tiny_pipeline(demo_data, tmp_path_factory):
     """A config over the demo data plus two briefly trained fold runs of two models (made once)."""
     from facelm import layout
-    from facelm.config import validate_config
+    from facelm.config import parse_config
     from facelm.data.folds import write_folds
     from facelm.training.trainer import train_model
 
     root = tmp_path_factory.mktemp("pipeline")
-    config = validate_config({
+    config = parse_config({
         "data_dir": str(demo_data), "train_sets": ["synthetics_train"], "results_dir": str(root / "results"),
         "submissions_dir": str(root / "submissions"), "run_name": "tiny",
         "models": [{"name": "pfld_025"}, {"name": "mobilenetv3_small_050", "kwargs": {"head": "regression"}}],
@@ -79,9 +79,9 @@ def tiny_pipeline(demo_data, tmp_path_factory):
     })
     write_folds(config, layout.folds_csv(config))
     runs = []
-    for entry in config["models"]:
+    for entry in config.models:
         for fold in (0, 1):
-            out = layout.run_dir(config, layout.model_id(entry), fold)
+            out = layout.run_dir(config, entry.id, fold)
             train_model(config, entry, fold, out)
             runs.append(out)
     return config, runs

@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from facelm.config import load_config, validate_config
+import dataclasses
+
+from facelm.config import Config, load_config, parse_config, validate_config
 from facelm.errors import FacelmError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -15,8 +17,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_repository_config_is_valid():
     config = load_config(REPO / "config.yaml")
-    assert config["budget_mb"] == 15
-    assert config["splits"] == {"train": "synthetics_train", "val": "aflw_val", "test": "aflw_test"}
+    assert config.budget_mb == 15
+    assert config.splits.to_dict() == {"train": "synthetics_train", "val": "aflw_val", "test": "aflw_test"}
 
 
 def test_defaults_are_filled():
@@ -44,8 +46,8 @@ def test_bad_values_are_one_line_errors_naming_the_key(override, message):
 
 def test_overrides_set_nested_values():
     config = load_config(REPO / "config.yaml", ["train.epochs=7", "augment.hflip_p=0.0"])
-    assert config["train"]["epochs"] == 7
-    assert config["augment"]["hflip_p"] == 0.0
+    assert config.train.epochs == 7
+    assert config.augment.hflip_p == 0.0
 
 
 def test_broken_yaml_and_missing_file(tmp_path):
@@ -61,7 +63,45 @@ def test_every_model_in_the_repo_config_is_registered():
     from facelm.models import is_model
 
     config = load_config(REPO / "config.yaml")
-    names = [m["name"] for m in config["models"]] + [config["tune"]["model"]["name"]]
-    names += config["ablation"]["methods"]
+    names = [m.name for m in config.models] + [config.tune.model.name]
+    names += config.ablation.methods
     assert all(is_model(name) for name in names), names
 
+
+
+def test_typed_config_is_read_only_and_misspellings_fail():
+    config = load_config(REPO / "config.yaml")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.train.size = 256
+    with pytest.raises(TypeError, match="read-only"):
+        config.models[0].kwargs["head"] = "regression"
+    with pytest.raises(AttributeError):
+        config.train.sizee
+
+
+def test_updated_copies_are_validated_and_round_trip():
+    config = load_config(REPO / "config.yaml")
+    changed = config.updated(train={"lr": 0.01}, seed=3)
+    assert (changed.train.lr, changed.seed, config.train.lr) == (0.01, 3, 0.002)
+    assert parse_config(changed.to_dict()) == changed
+    with pytest.raises(FacelmError, match="key train.lr"):
+        config.updated(train={"lr": -1})
+
+
+def test_per_model_train_overrides_are_validated():
+    config = parse_config({"data_dir": "x", "train_sets": ["a"],
+                           "models": [{"name": "pfld", "train": {"size": 64}}, {"name": "m", "train": {"sise": 1}}]})
+    assert config.train_for(config.models[0]).size == 64
+    with pytest.raises(FacelmError, match="unknown key train.sise"):
+        config.train_for(config.models[1])
+
+
+def test_typed_sections_match_the_schema():
+    """The import-time check compares every section's fields with the schema's keys."""
+    import facelm.config as cfg
+
+    def section_keys(node):
+        return set(node["properties"])
+
+    assert {f.name for f in dataclasses.fields(Config)} == section_keys(cfg.schema())
+    assert {f.name for f in dataclasses.fields(cfg.Train)} == section_keys(cfg.schema()["properties"]["train"])

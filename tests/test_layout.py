@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from facelm import layout
+from facelm.config import parse_config
 
 
 def test_dataset_keys_are_stable_and_file_name_safe(tmp_path):
@@ -14,8 +15,9 @@ def test_dataset_keys_are_stable_and_file_name_safe(tmp_path):
 
 
 def test_paths_follow_the_config():
-    config = {"data_dir": "data", "results_dir": "res", "submissions_dir": "subs", "run_name": "r1",
-              "splits": {"train": "t", "val": "v", "test": "x"}, "train_sets": ["t", "/abs/extra"]}
+    config = parse_config({"data_dir": "data", "results_dir": "res", "submissions_dir": "subs", "run_name": "r1",
+                           "splits": {"train": "t", "val": "v", "test": "x"}, "train_sets": ["t", "/abs/extra"],
+                           "models": [{"name": "m", "kwargs": {"head": "heatmap"}}, {"name": "pfld_025"}]})
     folders = layout.datasets(config)
     assert folders["t"].as_posix() == "data/t" and folders["v"].as_posix() == "data/v"
     assert any(p.as_posix() == "/abs/extra" for p in folders.values())
@@ -23,7 +25,6 @@ def test_paths_follow_the_config():
     assert layout.check_index(config, "v").as_posix() == "res/checks/v.index"
     assert layout.cache_name(1.0, "fixed", 96) == "g1_fixed_s96"
     assert layout.cache_name(1.25, "auto", 128) == "g1.25_auto_s128"
-    assert layout.model_id({"name": "m", "kwargs": {"head": "heatmap"}}) == "m-heatmap"
-    assert layout.model_id({"name": "pfld_025"}) == "pfld_025"
+    assert [m.id for m in config.models] == ["m-heatmap", "pfld_025"]
     assert layout.run_dir(config, "m", 2).as_posix() == "res/runs/m/fold2"
     assert layout.submission_dir(config).as_posix() == "subs/r1"

@@ -1,15 +1,24 @@
-"""Loading and validating ``config.yaml``.
+"""Loading, validating and typing ``config.yaml``.
 
 The JSON schema in ``facelm/schemas/config.schema.yaml`` is the single description of
 every setting; Snakemake validates the config against it (``snakemake.utils.validate``)
 before any rule runs, and the ``facelm`` CLI does the same through :func:`load_config`.
-Defaults declared in the schema are filled in, so code can index settings directly.
+Defaults declared in the schema are filled in.
+
+Code receives the validated config as a :class:`Config`: frozen dataclasses built from the
+validated dict, so it reads ``cfg.train.size`` and a misspelt setting is an AttributeError,
+not a silent ``.get`` default. The dataclasses mirror the schema; :func:`_check_against_schema`
+runs at import and refuses any field the schema does not declare (or a schema key with no
+field), so the schema stays the one source of the keys.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
+import typing
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -83,8 +92,8 @@ def apply_overrides(config: dict, overrides: list[str]) -> dict:
     return config
 
 
-def load_config(path: str | os.PathLike, overrides: list[str] | None = None) -> dict:
-    """Read, override, validate and default-fill a config file."""
+def load_config(path: str | os.PathLike, overrides: list[str] | None = None) -> "Config":
+    """Read, override, validate and default-fill a config file -> a typed :class:`Config`."""
     path = Path(path)
     try:
         config = yaml.safe_load(path.read_text())
@@ -96,7 +105,241 @@ def load_config(path: str | os.PathLike, overrides: list[str] | None = None) -> 
         raise FacelmError(f"not valid YAML{where}", path) from None
     if not isinstance(config, dict):
         raise FacelmError("config must be a mapping of settings", path)
-    return validate_config(apply_overrides(config, overrides or []), path)
+    return parse_config(apply_overrides(config, overrides or []), path)
+
+
+# ----------------------------------------------------------------------------- typed config
+class FrozenDict(dict):
+    """A read-only dict (model kwargs, per-model train overrides, search spaces); picklable."""
+
+    def _refuse(self, *args, **kwargs):
+        raise TypeError("config values are read-only; use Config.updated(...)")
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _refuse
+
+    def __reduce__(self):
+        return FrozenDict, (dict(self),)
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, dict):
+        return FrozenDict({k: _freeze(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+def _thaw(value: Any) -> Any:
+    if dataclasses.is_dataclass(value):
+        return {f.name: _thaw(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {k: _thaw(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return [_thaw(v) for v in value]
+    return value
+
+
+class _Section:
+    """Shared by every typed section: built from a validated dict, dumped back to one."""
+
+    @classmethod
+    def from_dict(cls, data: dict):
+        hints = typing.get_type_hints(cls)
+        values = {}
+        for f in dataclasses.fields(cls):
+            kind, raw = hints[f.name], data[f.name]
+            if isinstance(kind, type) and issubclass(kind, _Section):
+                values[f.name] = kind.from_dict(raw)
+            elif typing.get_origin(kind) is tuple and typing.get_args(kind)[0] is ModelSpec:
+                values[f.name] = tuple(ModelSpec.from_dict(item) for item in raw)
+            else:
+                values[f.name] = _freeze(raw)
+        return cls(**values)
+
+    def to_dict(self) -> dict:
+        """Plain dicts and lists (for YAML/JSON records and for re-validation)."""
+        return _thaw(self)
+
+
+@dataclass(frozen=True)
+class ModelSpec(_Section):
+    name: str
+    kwargs: FrozenDict = field(default_factory=FrozenDict)
+    train: FrozenDict = field(default_factory=FrozenDict)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ModelSpec":
+        return cls(data["name"], _freeze(data.get("kwargs") or {}), _freeze(data.get("train") or {}))
+
+    @property
+    def id(self) -> str:
+        """Its name, plus ``-<head>`` when a head is chosen (run folders are named by it)."""
+        head = self.kwargs.get("head")
+        return f"{self.name}-{head}" if head else self.name
+
+
+@dataclass(frozen=True)
+class Splits(_Section):
+    train: str
+    val: str
+    test: str
+
+
+@dataclass(frozen=True)
+class Check(_Section):
+    drop_bad: bool
+
+
+@dataclass(frozen=True)
+class Preprocess(_Section):
+    gamma: float
+    gamma_mode: str
+
+
+@dataclass(frozen=True)
+class Augment(_Section):
+    hflip_p: float
+    rotate_deg: float
+    scale: float
+    shift: float
+    affine_p: float
+    perspective_scale: float
+    perspective_p: float
+    brightness: float
+    contrast: float
+    saturation: float
+    hue: float
+    color_p: float
+    blur_limit: int
+    blur_p: float
+    grayscale_p: float
+    jpeg_quality_min: int
+    jpeg_p: float
+    occlusion_p: float
+    occlusion_max_frac: float
+
+
+@dataclass(frozen=True)
+class Train(_Section):
+    size: int
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    warmup_epochs: float
+    ema_decay: float
+    grad_clip: float
+    loss: str
+    amp: bool
+    workers: int
+
+
+@dataclass(frozen=True)
+class Folds(_Section):
+    k: int
+    train_folds: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class Tune(_Section):
+    enabled: bool
+    model: ModelSpec
+    n_trials: int
+    workers: int
+    epochs: int
+    fold: int
+    search_space: FrozenDict
+
+
+@dataclass(frozen=True)
+class Ensemble(_Section):
+    single_model: bool
+    hflip_tta: bool
+    max_steps: int
+
+
+@dataclass(frozen=True)
+class Ablation(_Section):
+    methods: tuple[str, ...]
+    epochs: int
+    size: int
+    train_set: str
+
+
+@dataclass(frozen=True)
+class Config(_Section):
+    """The whole validated configuration (see the schema for what each key means)."""
+
+    data_dir: str
+    make_demo_data: bool
+    splits: Splits
+    train_sets: tuple[str, ...]
+    results_dir: str
+    submissions_dir: str
+    run_name: str
+    budget_mb: float
+    seed: int
+    check: Check
+    preprocess: Preprocess
+    augment: Augment
+    train: Train
+    folds: Folds
+    models: tuple[ModelSpec, ...]
+    tune: Tune
+    ensemble: Ensemble
+    ablation: Ablation
+
+    def updated(self, **sections: Any) -> "Config":
+        """A validated copy with settings changed: ``cfg.updated(train={"lr": 0.01}, seed=1)``
+        (a dict merges into its section; anything else replaces the value)."""
+        data = self.to_dict()
+        for key, value in sections.items():
+            if isinstance(value, dict) and isinstance(data.get(key), dict):
+                data[key] = {**data[key], **copy.deepcopy(value)}
+            else:
+                data[key] = _thaw(value)
+        return parse_config(data, "updated config")
+
+    def train_for(self, spec: ModelSpec) -> Train:
+        """The train section with a model's own overrides applied (validated like the section)."""
+        return self.updated(train=dict(spec.train)).train if spec.train else self.train
+
+
+def parse_config(config: dict, source: str | os.PathLike = "config") -> Config:
+    """Validate a config dict (defaults filled) and type it."""
+    return Config.from_dict(validate_config(copy.deepcopy(config), source))
+
+
+def augment_settings(overrides: "Augment | dict | None" = None) -> Augment:
+    """An ``augment:`` section from partial settings: schema defaults, validated like config.yaml."""
+    if isinstance(overrides, Augment):
+        return overrides
+    minimal = {"data_dir": ".", "train_sets": ["-"], "models": [{"name": "-"}], "augment": dict(overrides or {})}
+    return parse_config(minimal, "augment settings").augment
+
+
+def _check_against_schema() -> None:
+    """Every typed section has exactly the schema's keys (runs at import)."""
+    root = schema()
+
+    def check(cls: type, node: dict, where: str) -> None:
+        if "$ref" in node:
+            node = root["definitions"][node["$ref"].rsplit("/", 1)[-1]]
+        fields = {f.name for f in dataclasses.fields(cls)}
+        declared = set(node.get("properties", {}))
+        if fields != declared:
+            raise ImportError(f"facelm.config: {where} fields {sorted(fields ^ declared)} differ from {SCHEMA_PATH.name}")
+        hints = typing.get_type_hints(cls)
+        for name in fields:
+            kind = hints[name]
+            if isinstance(kind, type) and issubclass(kind, _Section):
+                check(kind, node["properties"][name], f"{where}.{name}")
+
+    check(Config, root, "config")
+    check(ModelSpec, root["definitions"]["model_spec"], "model spec")
+
+
+_check_against_schema()
 
 
 def add_arguments(parser) -> None:

@@ -11,11 +11,13 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from facelm.config import Config
 
-def dataset_folder(config: dict, entry: str) -> Path:
+
+def dataset_folder(config: Config, entry: str) -> Path:
     """The folder of a dataset entry: a plain name lives under ``data_dir``; an entry with a
     ``/`` is a path (relative to the working directory, or absolute)."""
-    return Path(entry) if "/" in entry else Path(config["data_dir"]) / entry
+    return Path(entry) if "/" in entry else Path(config.data_dir) / entry
 
 
 def dataset_key(entry: str) -> str:
@@ -27,26 +29,26 @@ def dataset_key(entry: str) -> str:
     return f"{Path(resolved).name}-{digest}"
 
 
-def datasets(config: dict) -> dict[str, Path]:
+def datasets(config: Config) -> dict[str, Path]:
     """Every dataset the run reads (key -> folder): the train sets, val and test."""
-    entries = [*config["train_sets"], config["splits"]["val"], config["splits"]["test"]]
+    entries = [*config.train_sets, config.splits.val, config.splits.test]
     return {dataset_key(entry): dataset_folder(config, entry) for entry in entries}
 
 
-def results_dir(config: dict) -> Path:
-    return Path(config["results_dir"])
+def results_dir(config: Config) -> Path:
+    return Path(config.results_dir)
 
 
-def check_report(config: dict, key: str) -> Path:
+def check_report(config: Config, key: str) -> Path:
     return results_dir(config) / "checks" / f"{key}.json"
 
 
-def check_index(config: dict, key: str) -> Path:
+def check_index(config: Config, key: str) -> Path:
     """The clean index ``facelm check-data --drop-bad`` writes for a dataset."""
     return results_dir(config) / "checks" / f"{key}.index"
 
 
-def cache_root(config: dict, key: str) -> Path:
+def cache_root(config: Config, key: str) -> Path:
     return results_dir(config) / "cache" / key
 
 
@@ -54,27 +56,21 @@ def cache_name(gamma: float, gamma_mode: str, size: int) -> str:
     return f"g{gamma:g}_{gamma_mode}_s{size}"
 
 
-def folds_csv(config: dict) -> Path:
+def folds_csv(config: Config) -> Path:
     return results_dir(config) / "folds.csv"
 
 
-def model_id(entry: dict) -> str:
-    """A model entry's id: its name, plus ``-<head>`` when a head is chosen."""
-    head = (entry.get("kwargs") or {}).get("head")
-    return f"{entry['name']}-{head}" if head else entry["name"]
-
-
-def run_dir(config: dict, entry_id: str, fold: int | None) -> Path:
+def run_dir(config: Config, entry_id: str, fold: int | None) -> Path:
     return results_dir(config) / "runs" / entry_id / ("all" if fold is None else f"fold{fold}")
 
 
-def optuna_dir(config: dict) -> Path:
+def optuna_dir(config: Config) -> Path:
     return results_dir(config) / "optuna"
 
 
-def ensemble_spec(config: dict) -> Path:
-    return results_dir(config) / "ensemble" / f"{config['run_name']}.json"
+def ensemble_spec(config: Config) -> Path:
+    return results_dir(config) / "ensemble" / f"{config.run_name}.json"
 
 
-def submission_dir(config: dict) -> Path:
-    return Path(config["submissions_dir"]) / config["run_name"]
+def submission_dir(config: Config) -> Path:
+    return Path(config.submissions_dir) / config.run_name

@@ -10,11 +10,11 @@ import yaml
 
 from facelm.challenge.ablation import run_ablation
 from facelm.cli import main as cli_main
-from facelm.config import validate_config
+from facelm.config import parse_config
 
 
 def _config(demo_data, tmp_path, methods=("pfld", "slpt_1s")):
-    return validate_config({
+    return parse_config({
         "data_dir": str(demo_data), "train_sets": ["synthetics_train"], "results_dir": str(tmp_path / "results"),
         "models": [{"name": "pfld_025"}],
         "train": {"size": 128, "epochs": 5, "batch_size": 8, "workers": 0},
@@ -58,7 +58,7 @@ def test_run_ablation_trains_each_method_with_the_short_schedule(demo_data, tmp_
 def test_unknown_method_is_a_one_line_cli_error(demo_data, tmp_path, capsys):
     config = _config(demo_data, tmp_path, methods=("nosuchnet",))
     config_file = tmp_path / "config.yaml"
-    config_file.write_text(yaml.safe_dump(config))
+    config_file.write_text(yaml.safe_dump(config.to_dict()))
     out = tmp_path / "ablation.md"
     status = cli_main(["ablation", "--config", str(config_file), "--out", str(out)])
     err = capsys.readouterr().err.strip().splitlines()

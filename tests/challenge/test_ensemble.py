@@ -40,11 +40,11 @@ def test_build_from_trained_runs(tiny_pipeline):
     config, runs = tiny_pipeline
     spec = build_ensemble(config, runs)
     assert sum(m["weight"] for m in spec["members"]) == pytest.approx(1.0)
-    assert spec["total_mb"] <= config["budget_mb"] and spec["oof_nme_384"] > 0 and spec["val_nme_384"] > 0
+    assert spec["total_mb"] <= config.budget_mb and spec["oof_nme_384"] > 0 and spec["val_nme_384"] > 0
     assert {c["model"] for c in spec["candidates"]} == {"pfld_025", "mobilenetv3_small_050-regression"}
-    config = {**config, "ensemble": {**config["ensemble"], "single_model": True}}
+    config = config.updated(ensemble={"single_model": True})
     single = build_ensemble(config, runs)
     assert len(single["members"]) == 1 and single["members"][0]["weight"] == 1.0
-    config = {**config, "budget_mb": 0.5}
+    config = config.updated(budget_mb=0.5)
     with pytest.raises(FacelmError, match="budget"):
         build_ensemble(config, runs)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from facelm.config import validate_config
+from facelm.config import parse_config
 from facelm.data.folds import make_folds, read_folds, write_folds
 
 
@@ -15,7 +15,7 @@ def test_folds_are_balanced_and_seeded():
 
 
 def test_folds_csv(demo_data, tmp_path):
-    config = validate_config({"data_dir": str(demo_data), "train_sets": ["synthetics_train"], "models": [{"name": "pfld"}],
+    config = parse_config({"data_dir": str(demo_data), "train_sets": ["synthetics_train"], "models": [{"name": "pfld"}],
                               "folds": {"k": 4}})
     write_folds(config, tmp_path / "folds.csv")
     table = read_folds(tmp_path / "folds.csv")

@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 import torch
 
-from facelm.config import validate_config
+from facelm.config import ModelSpec, parse_config
 from facelm.errors import FacelmError
 from facelm.training.trainer import train_model
 
 
 def _config(demo_data, tmp_path, **train):
-    return validate_config({
+    return parse_config({
         "data_dir": str(demo_data), "train_sets": ["synthetics_train"], "results_dir": str(tmp_path / "results"),
         "models": [{"name": "pfld_025"}], "folds": {"k": 3, "train_folds": [0]},
         "train": {"size": 64, "epochs": 2, "batch_size": 8, "workers": 0, **train},
@@ -32,7 +32,7 @@ def _weights(path):
 
 def test_fold_run_writes_every_output(demo_data, tmp_path):
     config = _config(demo_data, tmp_path, epochs=1)
-    metrics = train_model(config, {"name": "mobilenetv3_small_050", "kwargs": {"head": "heatmap"}}, 0, tmp_path / "run")
+    metrics = train_model(config, ModelSpec("mobilenetv3_small_050", {"head": "heatmap"}), 0, tmp_path / "run")
     out = tmp_path / "run"
     for name in ("model.pt", "metrics.json", "history.csv", "config.json", "oof_pred.npy", "oof_rows.npy", "val_pred.npy"):
         assert (out / name).exists(), name
@@ -47,9 +47,9 @@ def test_fold_run_writes_every_output(demo_data, tmp_path):
 
 def test_over_budget_model_is_refused_before_training(demo_data, tmp_path):
     config = _config(demo_data, tmp_path)
-    config["budget_mb"] = 1.0
+    config = config.updated(budget_mb=1.0)
     with pytest.raises(FacelmError, match=r"pfld_025 is 1\.27 MB, over the budget of 1\.0 MB"):
-        train_model(config, {"name": "pfld_025"}, 0, tmp_path / "run")
+        train_model(config, ModelSpec("pfld_025"), 0, tmp_path / "run")
     assert not (tmp_path / "run").exists()
 
 
@@ -60,7 +60,7 @@ class Interrupt(Exception):
 @pytest.mark.parametrize("workers", [0, 2])
 def test_resume_after_interruption_gives_the_same_weights(demo_data, tmp_path, workers):
     config = _config(demo_data, tmp_path, workers=workers)
-    entry = {"name": "pfld_025"}
+    entry = ModelSpec("pfld_025")
     train_model(config, entry, 0, tmp_path / "straight")
 
     def stop_after_first_epoch(epoch, _):
@@ -78,9 +78,9 @@ def test_resume_after_interruption_gives_the_same_weights(demo_data, tmp_path, w
 
 def test_changed_settings_do_not_resume_a_foreign_checkpoint(demo_data, tmp_path, capsys):
     config = _config(demo_data, tmp_path, epochs=1)
-    train_model(config, {"name": "pfld_025"}, 0, tmp_path / "run")
-    config["train"]["lr"] = 0.01
-    train_model(config, {"name": "pfld_025"}, 0, tmp_path / "run")
+    train_model(config, ModelSpec("pfld_025"), 0, tmp_path / "run")
+    config = config.updated(train={"lr": 0.01})
+    train_model(config, ModelSpec("pfld_025"), 0, tmp_path / "run")
     assert "other settings" in capsys.readouterr().err
 
 

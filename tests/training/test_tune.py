@@ -16,10 +16,10 @@ def test_names_map_to_config_keys(tiny_pipeline):
     config, _ = tiny_pipeline
     tuned = apply_params(config, {"lr": 0.01, "gamma": 1.3, "rotate_deg": 5, "backbone": "pfld_100",
                                   "augment.hflip_p": 0.0, "width": 0.5})
-    assert tuned["train"]["lr"] == 0.01 and tuned["preprocess"]["gamma"] == 1.3
-    assert tuned["augment"]["rotate_deg"] == 5 and tuned["augment"]["hflip_p"] == 0.0
-    assert tuned["tune"]["model"]["name"] == "pfld_100" and tuned["tune"]["model"]["kwargs"]["width"] == 0.5
-    assert config["train"]["lr"] != 0.01  # a copy
+    assert tuned.train.lr == 0.01 and tuned.preprocess.gamma == 1.3
+    assert tuned.augment.rotate_deg == 5 and tuned.augment.hflip_p == 0.0
+    assert tuned.tune.model.name == "pfld_100" and tuned.tune.model.kwargs["width"] == 0.5
+    assert config.train.lr != 0.01  # a copy
     with pytest.raises(FacelmError, match="unknown tuning parameter 'learning_rate'"):
         config_path_of("learning_rate")
     with pytest.raises(FacelmError, match="key train.lr"):
@@ -28,11 +28,10 @@ def test_names_map_to_config_keys(tiny_pipeline):
 
 def test_workers_share_a_study_and_stop_at_n_trials(tiny_pipeline, tmp_path):
     config, _ = tiny_pipeline
-    config = {**config, "results_dir": str(tmp_path / "results"),
-              "tune": {**config["tune"], "enabled": True, "n_trials": 3, "epochs": 1,
-                       "model": {"name": "pfld_025"},
-                       "search_space": {"lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
-                                        "loss": {"type": "categorical", "choices": ["wing", "no_such_loss"]}}}}
+    config = config.updated(results_dir=str(tmp_path / "results"),
+                            tune={"enabled": True, "n_trials": 3, "epochs": 1, "model": {"name": "pfld_025"},
+                                  "search_space": {"lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
+                                                   "loss": {"type": "categorical", "choices": ["wing", "no_such_loss"]}}})
     db = tmp_path / "study.db"
     first = run_worker(config, 0, db)
     second = run_worker(config, 1, db)  # rerun: the study is already full, nothing more runs

@@ -60,7 +60,7 @@ rule report:
 rule ablation:
     """Every surveyed method, same short schedule and data -> results/ablation.md."""
     input:
-        check_reports([layout.dataset_key(config["ablation"]["train_set"]), SPLIT_KEYS["val"]]),
+        check_reports([layout.dataset_key(CFG.ablation.train_set), SPLIT_KEYS["val"]]),
     output:
         RESULTS / "ablation.md",
     params:

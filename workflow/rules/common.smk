@@ -7,7 +7,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from facelm import layout
-from facelm.config import SCHEMA_PATH, validate_config
+from facelm.config import SCHEMA_PATH, parse_config, validate_config
 from facelm.errors import FacelmError
 
 try:
@@ -16,12 +16,15 @@ try:
     validate(config, str(SCHEMA_PATH), set_default=True)
 except (FacelmError, WorkflowError) as err:
     sys.exit(f"facelm: {str(err).splitlines()[0]}")
+# The typed, read-only view the package's functions take. Rules' `params` keep snakemake's plain
+# `config` sections: Snakemake compares them between runs to decide what to rerun.
+CFG = parse_config(config)
 
 # Rules run the package with the interpreter that runs Snakemake (the project's .venv); under
 # `--sdm conda` they run it from src/ with the conda environment's Python instead.
 _CONDA = any(str(m).lower().endswith("conda") for m in workflow.deployment_settings.deployment_method)
 FACELM = f"PYTHONPATH={workflow.basedir}/src python -m facelm" if _CONDA else f"{sys.executable} -m facelm"
-RESULTS = layout.results_dir(config)
+RESULTS = layout.results_dir(CFG)
 
 
 def _write_if_changed(path: Path, text: str) -> None:
@@ -38,30 +41,30 @@ def _write_if_changed(path: Path, text: str) -> None:
 CONFIG_FILE = RESULTS / "config.resolved.yaml"
 _write_if_changed(CONFIG_FILE, yaml.safe_dump(config, sort_keys=False))
 
-DATASETS = layout.datasets(config)
-SPLIT_KEYS = {split: layout.dataset_key(entry) for split, entry in config["splits"].items()}
-TRAIN_KEYS = [layout.dataset_key(entry) for entry in config["train_sets"]]
-GAMMA = config["preprocess"]["gamma"]
-GAMMA_MODE = config["preprocess"]["gamma_mode"]
-SIZE = config["train"]["size"]
-MODEL_IDS = {layout.model_id(entry): entry for entry in config["models"]}
-FOLDS = config["folds"]["train_folds"]
-TUNE = config["tune"]["enabled"]
-BEST_PARAMS = layout.optuna_dir(config) / "best_params.json"
-ENSEMBLE = layout.ensemble_spec(config)
-SUBMISSION_DIR = layout.submission_dir(config)
+DATASETS = layout.datasets(CFG)
+SPLIT_KEYS = {split: layout.dataset_key(entry) for split, entry in CFG.splits.to_dict().items()}
+TRAIN_KEYS = [layout.dataset_key(entry) for entry in CFG.train_sets]
+GAMMA = CFG.preprocess.gamma
+GAMMA_MODE = CFG.preprocess.gamma_mode
+SIZE = CFG.train.size
+MODEL_IDS = {entry.id: entry for entry in CFG.models}
+FOLDS = list(CFG.folds.train_folds)
+TUNE = CFG.tune.enabled
+BEST_PARAMS = layout.optuna_dir(CFG) / "best_params.json"
+ENSEMBLE = layout.ensemble_spec(CFG)
+SUBMISSION_DIR = layout.submission_dir(CFG)
 SUBMISSION_ZIP = SUBMISSION_DIR / "solution.zip"
 REPORT = RESULTS / "report.md"
 
 
 def check_reports(keys):
-    return [layout.check_report(config, key) for key in keys]
+    return [layout.check_report(CFG, key) for key in keys]
 
 
 def model_sizes(entry):
-    """Input sizes a model trains at: its own train.size override or the global one."""
-    return (entry.get("train") or {}).get("size", SIZE)
+    """Input size a model trains at: its own train.size override or the global one."""
+    return CFG.train_for(entry).size
 
 
 def caches_for(keys, size):
-    return [layout.cache_root(config, key) / layout.cache_name(GAMMA, GAMMA_MODE, size) for key in keys]
+    return [layout.cache_root(CFG, key) / layout.cache_name(GAMMA, GAMMA_MODE, size) for key in keys]

@@ -1,12 +1,12 @@
 # Data stage (facelm.data): demo data (when asked for and missing), a check of every dataset,
 # the gamma caches, the seeded K-fold split.
 
-if config["make_demo_data"]:
+if CFG.make_demo_data:
 
     rule demo_data:
         """Self-made faces with exact labels, so a clone without the challenge data runs end to end."""
         output:
-            [directory(layout.dataset_folder(config, entry)) for entry in config["splits"].values()],
+            [directory(layout.dataset_folder(CFG, entry)) for entry in CFG.splits.to_dict().values()],
         log:
             RESULTS / "logs" / "demo_data.log",
         conda:
@@ -59,7 +59,7 @@ rule folds:
     input:
         check_reports(TRAIN_KEYS),
     output:
-        layout.folds_csv(config),
+        layout.folds_csv(CFG),
     params:
         k=config["folds"]["k"],
         seed=config["seed"],

@@ -1,15 +1,15 @@
 # Training stage (facelm.training): Optuna workers share one study; the best parameters feed
 # K-fold training, one job per (model, fold), each on the cached, checked data.
-TUNE_WORKERS = range(config["tune"]["workers"])
+TUNE_WORKERS = range(CFG.tune.workers)
 
 
 rule tune_worker:
     """Run trials until the study holds tune.n_trials finished trials (pruned/failed count)."""
     input:
-        folds=layout.folds_csv(config),
+        folds=layout.folds_csv(CFG),
         caches=caches_for([*TRAIN_KEYS, SPLIT_KEYS["val"]], SIZE),
     output:
-        layout.optuna_dir(config) / "worker{worker}.done",
+        layout.optuna_dir(CFG) / "worker{worker}.done",
     params:
         tune=config["tune"],
     log:
@@ -23,7 +23,7 @@ rule tune_worker:
 rule tune_best:
     """The best complete trial's parameters (an empty set when none completed)."""
     input:
-        expand(layout.optuna_dir(config) / "worker{worker}.done", worker=TUNE_WORKERS),
+        expand(layout.optuna_dir(CFG) / "worker{worker}.done", worker=TUNE_WORKERS),
     output:
         BEST_PARAMS,
     conda:
@@ -35,7 +35,7 @@ rule tune_best:
 def train_inputs(wc):
     entry = MODEL_IDS[wc.model_id]
     inputs = {
-        "folds": layout.folds_csv(config),
+        "folds": layout.folds_csv(CFG),
         "caches": caches_for([*TRAIN_KEYS, SPLIT_KEYS["val"]], model_sizes(entry)),
     }
     if TUNE:
@@ -55,7 +55,7 @@ rule train:
     wildcard_constraints:
         fold=r"\d+",
     params:
-        entry=lambda wc: MODEL_IDS[wc.model_id],
+        entry=lambda wc: MODEL_IDS[wc.model_id].to_dict(),
         train=config["train"],
         augment=config["augment"],
         preprocess=config["preprocess"],
@@ -71,4 +71,4 @@ rule train:
         " --out {params.out} {params.best} 2> {log}"
 
 
-RUN_DIRS = [layout.run_dir(config, mid, fold) for mid in MODEL_IDS for fold in FOLDS]
+RUN_DIRS = [layout.run_dir(CFG, mid, fold) for mid in MODEL_IDS for fold in FOLDS]

@@ -1,11 +1,11 @@
 """``facelm ablation``: every surveyed method trained with one short schedule, side by side.
 
-Each method of ``config["ablation"]["methods"]`` (a family name such as ``asmnet`` or a
+Each method of ``config.ablation.methods`` (a family name such as ``asmnet`` or a
 registered variant) is trained by :func:`facelm.training.trainer.train_model` on
 ``ablation.train_set`` only, for ``ablation.epochs`` epochs at ``ablation.size`` pixels, on all
-rows (``fold=None``), validated on ``config["splits"]["val"]``, into
+rows (``fold=None``), validated on ``config.splits.val``, into
 ``<results_dir>/ablation/<method>/``. The remaining training settings (loss, lr, batch size,
-augmentation, seed) come from ``config["train"]`` and are the same for every method; model
+augmentation, seed) come from ``config.train`` and are the same for every method; model
 entries' own overrides are deliberately not used, so the comparison is like for like.
 The table lists the registered variant, parameters and saved size (from the run's
 ``metrics.json``), CPU milliseconds per face of the saved ``model.pt`` (batch 1, one thread, at
@@ -23,26 +23,26 @@ import torch
 from facelm import layout
 from facelm.atomic import atomic_open
 from facelm.models.checkpoint import load_model
-from facelm.config import load_config
+from facelm.config import Config, ModelSpec, load_config
 from facelm.models import resolve_name
 from facelm.models.listing import measure_cpu_ms
 from facelm.training.trainer import train_model
 
 
-def ablation_config(config: dict) -> tuple[dict, dict]:
+def ablation_config(config: Config) -> tuple[Config, dict]:
     """The config the ablation trains with (only ``ablation.train_set``) and the shared train overrides."""
-    ablation = config["ablation"]
-    return {**config, "train_sets": [ablation["train_set"]]}, {"epochs": ablation["epochs"], "size": ablation["size"]}
+    ablation = config.ablation
+    return config.updated(train_sets=[ablation.train_set]), {"epochs": ablation.epochs, "size": ablation.size}
 
 
-def run_ablation(config: dict, out_md: str | Path, cpu_repeats: int = 10) -> list[dict]:
+def run_ablation(config: Config, out_md: str | Path, cpu_repeats: int = 10) -> list[dict]:
     """Train every ablation method and write the markdown table to ``out_md``; returns the rows."""
     run_config, schedule = ablation_config(config)
     size = schedule["size"]
     rows = []
-    for method in config["ablation"]["methods"]:
+    for method in config.ablation.methods:
         variant = resolve_name(method)
-        entry = {"name": variant, "kwargs": {}, "train": schedule}
+        entry = ModelSpec.from_dict({"name": variant, "train": schedule})
         started = time.perf_counter()
         out_dir = layout.results_dir(config) / "ablation" / method
         metrics = train_model(run_config, entry, None, out_dir)
@@ -56,16 +56,16 @@ def run_ablation(config: dict, out_md: str | Path, cpu_repeats: int = 10) -> lis
     return rows
 
 
-def write_table(rows: list[dict], config: dict, out_md: str | Path) -> None:
+def write_table(rows: list[dict], config: Config, out_md: str | Path) -> None:
     """The ablation table as markdown, written atomically."""
-    ablation, train = config["ablation"], config["train"]
+    ablation, train = config.ablation, config.train
     lines = [
         "# Ablation: surveyed methods, same short schedule",
         "",
-        f"Train set `{ablation['train_set']}`, {ablation['epochs']} epoch(s) at {ablation['size']} px, "
-        f"loss `{train['loss']}`, batch {train['batch_size']}, lr {train['lr']:g}, seed {config['seed']}; "
-        f"validation on `{config['splits']['val']}`. CPU ms: one face, batch 1, one thread, "
-        f"{ablation['size']} px (median).",
+        f"Train set `{ablation.train_set}`, {ablation.epochs} epoch(s) at {ablation.size} px, "
+        f"loss `{train.loss}`, batch {train.batch_size}, lr {train.lr:g}, seed {config.seed}; "
+        f"validation on `{config.splits.val}`. CPU ms: one face, batch 1, one thread, "
+        f"{ablation.size} px (median).",
         "",
         "| method | variant | params | MB | CPU ms/face | val NME x100 (/384) |",
         "|---|---|---:|---:|---:|---:|",

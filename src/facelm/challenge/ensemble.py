@@ -22,7 +22,7 @@ import numpy as np
 
 from facelm import layout
 from facelm.atomic import write_json
-from facelm.config import load_config
+from facelm.config import Config, load_config
 from facelm.errors import FacelmError
 from facelm.data.folder import open_folder
 from facelm.data.folds import train_landmarks
@@ -78,16 +78,16 @@ def greedy_select(preds: dict[str, np.ndarray], sizes: dict[str, float], gt: np.
     return counts, best
 
 
-def build_ensemble(config: dict, run_dirs: list[Path]) -> dict:
+def build_ensemble(config: Config, run_dirs: list[Path]) -> dict:
     runs = [read_run(Path(r)) for r in run_dirs]
     gt_train = train_landmarks(config)
-    val_folder = open_folder(layout.dataset_folder(config, config["splits"]["val"]))
-    budget = config["budget_mb"]
-    settings = config["ensemble"]
+    val_folder = open_folder(layout.dataset_folder(config, config.splits.val))
+    budget = config.budget_mb
+    settings = config.ensemble
     table = [{"model": r["metrics"]["model"], "fold": r["metrics"]["fold"], "size_mb": r["metrics"]["size_mb"],
               "oof_nme_384": r["metrics"].get("oof_nme_384"), "val_nme_384": r["metrics"]["val_nme_384"]} for r in runs]
 
-    if settings["single_model"]:
+    if settings.single_model:
         fitting = [r for r in runs if r["metrics"]["size_mb"] <= budget]
         if not fitting:
             raise FacelmError(f"no trained model fits the budget of {budget} MB")
@@ -102,7 +102,7 @@ def build_ensemble(config: dict, run_dirs: list[Path]) -> dict:
             raise FacelmError("no training row has an out-of-fold prediction from every candidate; train folds first")
         preds = {m: c["oof"][covered].astype(np.float64) for m, c in candidates.items()}
         sizes = {m: c["size_mb"] for m, c in candidates.items()}
-        counts, oof_nme = greedy_select(preds, sizes, gt_train[covered], budget, settings["max_steps"])
+        counts, oof_nme = greedy_select(preds, sizes, gt_train[covered], budget, settings.max_steps)
         if not counts:
             raise FacelmError(f"no candidate fits the budget of {budget} MB (smallest: {min(sizes.values()):.2f} MB)")
         steps = sum(counts.values())
@@ -116,10 +116,10 @@ def build_ensemble(config: dict, run_dirs: list[Path]) -> dict:
         val_pred = sum(m["weight"] * val_by_model[m["model"]] for m in members)
     val_nme = 100 * float(nme(val_pred, val_folder.landmarks).mean()) if val_folder.labelled else None
     return {
-        "run_name": config["run_name"],
+        "run_name": config.run_name,
         "members": members,
-        "hflip_tta": settings["hflip_tta"],
-        "single_model": settings["single_model"],
+        "hflip_tta": settings.hflip_tta,
+        "single_model": settings.single_model,
         "total_mb": sum(m["size_mb"] for m in members),
         "budget_mb": budget,
         "oof_nme_384": oof_nme,

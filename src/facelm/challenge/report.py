@@ -15,7 +15,7 @@ import numpy as np
 
 from facelm import layout
 from facelm.atomic import atomic_open, atomic_path
-from facelm.config import load_config
+from facelm.config import Config, load_config
 from facelm.challenge.evaluate import plot_ced
 from facelm.data.folder import imread_rgb, open_folder
 from facelm.metrics import nme
@@ -30,7 +30,7 @@ def _savefig(fig, path: Path) -> None:
         fig.savefig(tmp, format="png", dpi=110)
 
 
-def runs_section(config: dict) -> tuple[list[str], list[dict]]:
+def runs_section(config: Config) -> tuple[list[str], list[dict]]:
     rows = sorted((json.loads(p.read_text()) | {"dir": p.parent}
                    for p in (layout.results_dir(config) / "runs").glob("*/*/metrics.json")),
                   key=lambda m: (m["model"], str(m["fold"])))
@@ -44,10 +44,10 @@ def runs_section(config: dict) -> tuple[list[str], list[dict]]:
     return lines + ["", "NME x100, normalised by 384 (the challenge's metric).", ""], rows
 
 
-def tuning_section(config: dict, out_dir: Path) -> list[str]:
+def tuning_section(config: Config, out_dir: Path) -> list[str]:
     lines = ["## Tuning", ""]
     db = layout.optuna_dir(config) / "study.db"
-    if not config["tune"]["enabled"] or not db.exists():
+    if not config.tune.enabled or not db.exists():
         return lines + ["Tuning was not run (tune.enabled is false or no study exists).", ""]
     import matplotlib.pyplot as plt
     import optuna
@@ -75,8 +75,8 @@ def tuning_section(config: dict, out_dir: Path) -> list[str]:
     return lines
 
 
-def faces_png(config: dict, pred: np.ndarray, out_png: Path, n: int = 6) -> None:
-    folder = layout.dataset_folder(config, config["splits"]["val"])
+def faces_png(config: Config, pred: np.ndarray, out_png: Path, n: int = 6) -> None:
+    folder = layout.dataset_folder(config, config.splits.val)
     faces = open_folder(folder)
     tiles = []
     for i in range(min(n, len(faces))):
@@ -90,7 +90,7 @@ def faces_png(config: dict, pred: np.ndarray, out_png: Path, n: int = 6) -> None
         tmp.write_bytes(encoded.tobytes())
 
 
-def ensemble_section(config: dict, runs: list[dict], out_dir: Path) -> list[str]:
+def ensemble_section(config: Config, runs: list[dict], out_dir: Path) -> list[str]:
     lines = ["## Ensemble", ""]
     spec_path = layout.ensemble_spec(config)
     if not spec_path.exists():
@@ -103,7 +103,7 @@ def ensemble_section(config: dict, runs: list[dict], out_dir: Path) -> list[str]
     score = layout.submission_dir(config) / "val_score.json"
     if score.exists():
         lines += [f"Submission predictor on the val folder (`facelm score`): NME {json.loads(score.read_text())['nme_384']:.4f}.", ""]
-    val = open_folder(layout.dataset_folder(config, config["splits"]["val"]))
+    val = open_folder(layout.dataset_folder(config, config.splits.val))
     if val.labelled:
         ens_pred = sum(m["weight"] * np.load(Path(m["model"]).parent / "val_pred.npy") for m in spec["members"])
         curves = {"ensemble": nme(ens_pred, val.landmarks, "box")}
@@ -116,14 +116,14 @@ def ensemble_section(config: dict, runs: list[dict], out_dir: Path) -> list[str]
     return lines
 
 
-def write_report(config: dict, out_md: Path) -> None:
+def write_report(config: Config, out_md: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     out_dir = out_md.parent
-    lines = [f"# facelm run `{config['run_name']}`", "",
-             f"Train sets {config['train_sets']}, val `{config['splits']['val']}`, input size {config['train']['size']}, "
-             f"{config['train']['epochs']} epochs, gamma {config['preprocess']['gamma']} ({config['preprocess']['gamma_mode']}).", ""]
+    lines = [f"# facelm run `{config.run_name}`", "",
+             f"Train sets {list(config.train_sets)}, val `{config.splits.val}`, input size {config.train.size}, "
+             f"{config.train.epochs} epochs, gamma {config.preprocess.gamma} ({config.preprocess.gamma_mode}).", ""]
     run_lines, runs = runs_section(config)
     lines += run_lines + tuning_section(config, out_dir) + ensemble_section(config, runs, out_dir)
     with atomic_open(out_md, "w") as handle:

@@ -27,84 +27,54 @@ import albumentations as A
 import cv2
 import numpy as np
 
+from facelm.config import Augment as AugmentSettings
+from facelm.config import augment_settings
 from facelm.errors import FacelmError
 from facelm.landmarks68 import NUM_POINTS, flip_horizontal
-
-#: The keys of the ``augment:`` section (config.yaml / schema) with their defaults.
-DEFAULT_AUGMENT: dict[str, float | int] = {
-    "hflip_p": 0.5,
-    "rotate_deg": 25,
-    "scale": 0.15,
-    "shift": 0.06,
-    "affine_p": 0.8,
-    "perspective_scale": 0.04,
-    "perspective_p": 0.2,
-    "brightness": 0.3,
-    "contrast": 0.3,
-    "saturation": 0.3,
-    "hue": 0.03,
-    "color_p": 0.8,
-    "blur_limit": 5,
-    "blur_p": 0.2,
-    "grayscale_p": 0.1,
-    "jpeg_quality_min": 40,
-    "jpeg_p": 0.3,
-    "occlusion_p": 0.3,
-    "occlusion_max_frac": 0.3,
-}
 
 #: Smallest occluder side, as a fraction of the crop.
 _MIN_OCCLUSION_FRAC = 0.1
 
 
-def resolve_augment(cfg: Mapping[str, Any] | None) -> dict[str, Any]:
-    """``DEFAULT_AUGMENT`` updated with ``cfg``; unknown keys are an error."""
-    cfg = dict(cfg or {})
-    unknown = sorted(set(cfg) - set(DEFAULT_AUGMENT))
-    if unknown:
-        raise FacelmError(f"unknown augment keys: {', '.join(unknown)} (known: {', '.join(DEFAULT_AUGMENT)})")
-    return {**DEFAULT_AUGMENT, **cfg}
-
-
-def _transforms(cfg: dict[str, Any], size: int) -> list[A.BasicTransform]:
+def _transforms(cfg: AugmentSettings, size: int) -> list[A.BasicTransform]:
     """The albumentations pipeline after the flip; transforms that can never fire are left out."""
     out: list[A.BasicTransform] = []
-    if cfg["affine_p"] > 0 and (cfg["rotate_deg"] or cfg["scale"] or cfg["shift"]):
+    if cfg.affine_p > 0 and (cfg.rotate_deg or cfg.scale or cfg.shift):
         out.append(
             A.Affine(
-                rotate=(-cfg["rotate_deg"], cfg["rotate_deg"]),
-                scale=(1 - cfg["scale"], 1 + cfg["scale"]),
-                translate_percent=(-cfg["shift"], cfg["shift"]),
+                rotate=(-cfg.rotate_deg, cfg.rotate_deg),
+                scale=(1 - cfg.scale, 1 + cfg.scale),
+                translate_percent=(-cfg.shift, cfg.shift),
                 interpolation=cv2.INTER_LINEAR,
                 border_mode=cv2.BORDER_CONSTANT,
                 fill=0,
-                p=cfg["affine_p"],
+                p=cfg.affine_p,
             )
         )
-    if cfg["perspective_p"] > 0 and cfg["perspective_scale"] > 0:
-        out.append(A.Perspective(scale=(0, cfg["perspective_scale"]), keep_size=True, p=cfg["perspective_p"]))
-    if cfg["color_p"] > 0:
+    if cfg.perspective_p > 0 and cfg.perspective_scale > 0:
+        out.append(A.Perspective(scale=(0, cfg.perspective_scale), keep_size=True, p=cfg.perspective_p))
+    if cfg.color_p > 0:
         out.append(
             A.ColorJitter(
-                brightness=cfg["brightness"],
-                contrast=cfg["contrast"],
-                saturation=cfg["saturation"],
-                hue=cfg["hue"],
-                p=cfg["color_p"],
+                brightness=cfg.brightness,
+                contrast=cfg.contrast,
+                saturation=cfg.saturation,
+                hue=cfg.hue,
+                p=cfg.color_p,
             )
         )
-    if cfg["blur_p"] > 0:
-        out.append(A.Blur(blur_limit=(3, int(cfg["blur_limit"])), p=cfg["blur_p"]))
-    if cfg["grayscale_p"] > 0:
-        out.append(A.ToGray(p=cfg["grayscale_p"]))
-    if cfg["jpeg_p"] > 0:
-        out.append(A.ImageCompression(quality_range=(int(cfg["jpeg_quality_min"]), 100), p=cfg["jpeg_p"]))
-    if cfg["occlusion_p"] > 0 and cfg["occlusion_max_frac"] > 0:
-        hi = max(1, round(cfg["occlusion_max_frac"] * size))
+    if cfg.blur_p > 0:
+        out.append(A.Blur(blur_limit=(3, int(cfg.blur_limit)), p=cfg.blur_p))
+    if cfg.grayscale_p > 0:
+        out.append(A.ToGray(p=cfg.grayscale_p))
+    if cfg.jpeg_p > 0:
+        out.append(A.ImageCompression(quality_range=(int(cfg.jpeg_quality_min), 100), p=cfg.jpeg_p))
+    if cfg.occlusion_p > 0 and cfg.occlusion_max_frac > 0:
+        hi = max(1, round(cfg.occlusion_max_frac * size))
         lo = min(hi, max(1, round(_MIN_OCCLUSION_FRAC * size)))
         out.append(
             A.CoarseDropout(
-                num_holes_range=(1, 1), hole_height_range=(lo, hi), hole_width_range=(lo, hi), fill=0, p=cfg["occlusion_p"]
+                num_holes_range=(1, 1), hole_height_range=(lo, hi), hole_width_range=(lo, hi), fill=0, p=cfg.occlusion_p
             )
         )
     return out
@@ -113,8 +83,8 @@ def _transforms(cfg: dict[str, Any], size: int) -> list[A.BasicTransform]:
 class Augment:
     """Callable augmentation of S x S crops with their 68 landmarks (see the module docstring)."""
 
-    def __init__(self, cfg: Mapping[str, Any] | None, size: int, seed: int | None = None):
-        self.cfg = resolve_augment(cfg)
+    def __init__(self, cfg: AugmentSettings | Mapping[str, Any] | None, size: int, seed: int | None = None):
+        self.cfg = augment_settings(cfg)
         self.size = int(size)
         self.compose = A.Compose(
             _transforms(self.cfg, self.size),
@@ -133,7 +103,7 @@ class Augment:
         if points.shape != (NUM_POINTS, 2):
             raise FacelmError(f"augment expects landmarks of shape (68, 2), got {points.shape}")
         rng = np.random.default_rng(seed) if seed is not None else self._rng
-        if rng.random() < self.cfg["hflip_p"]:
+        if rng.random() < self.cfg.hflip_p:
             image = np.ascontiguousarray(image[:, ::-1])
             points = flip_horizontal(points, self.size)
         if seed is not None:
@@ -142,6 +112,7 @@ class Augment:
         return out["image"], np.asarray(out["keypoints"], dtype=np.float32).reshape(NUM_POINTS, 2) + 0.5
 
 
-def build_augment(cfg: Mapping[str, Any] | None, size: int, seed: int | None = None) -> Augment:
-    """The augmentation for ``size`` x ``size`` crops from an ``augment:`` config section (defaults filled)."""
+def build_augment(cfg: AugmentSettings | Mapping[str, Any] | None, size: int, seed: int | None = None) -> Augment:
+    """The augmentation for ``size`` x ``size`` crops from an ``augment:`` section (typed, or a partial
+    dict whose missing keys take the schema's defaults)."""
     return Augment(cfg, size, seed)

@@ -11,7 +11,7 @@ from sklearn.model_selection import KFold
 
 from facelm import layout
 from facelm.atomic import atomic_open
-from facelm.config import load_config
+from facelm.config import Config, load_config
 from facelm.errors import FacelmError
 from facelm.data.folder import FaceFolder, open_folder
 
@@ -26,22 +26,22 @@ def make_folds(n_rows: int, k: int, seed: int) -> np.ndarray:
     return folds
 
 
-def train_folders(config: dict) -> list[tuple[str, FaceFolder]]:
+def train_folders(config: Config) -> list[tuple[str, FaceFolder]]:
     """(key, folder) of every train set, with its clean index applied when check-data wrote one."""
     out = []
-    for entry in config["train_sets"]:
+    for entry in config.train_sets:
         key = layout.dataset_key(entry)
         index = layout.check_index(config, key)
         out.append((key, open_folder(layout.dataset_folder(config, entry), index if index.exists() else None)))
     return out
 
 
-def train_landmarks(config: dict) -> np.ndarray:
+def train_landmarks(config: Config) -> np.ndarray:
     """Ground truth (N, 68, 2) of the concatenated train sets, in their own frames, row order."""
     return np.concatenate([faces.landmarks for _, faces in train_folders(config)])
 
 
-def train_table(config: dict) -> pd.DataFrame:
+def train_table(config: Config) -> pd.DataFrame:
     """Rows of the concatenated train sets (clean index applied): set key and image name."""
     parts = [pd.DataFrame({"set": key, "name": faces.names}) for key, faces in train_folders(config)]
     table = pd.concat(parts, ignore_index=True)
@@ -49,9 +49,9 @@ def train_table(config: dict) -> pd.DataFrame:
     return table
 
 
-def write_folds(config: dict, out_csv: str | os.PathLike) -> pd.DataFrame:
+def write_folds(config: Config, out_csv: str | os.PathLike) -> pd.DataFrame:
     table = train_table(config)
-    table["fold"] = make_folds(len(table), config["folds"]["k"], config["seed"])
+    table["fold"] = make_folds(len(table), config.folds.k, config.seed)
     with atomic_open(out_csv, "w") as handle:
         table.to_csv(handle, index=False)
     return table
@@ -76,5 +76,5 @@ def main(args) -> int:
     config = load_config(args.config)
     out = Path(args.out) if args.out else layout.folds_csv(config)
     table = write_folds(config, out)
-    print(f"{len(table)} rows in {config['folds']['k']} folds -> {out}")
+    print(f"{len(table)} rows in {config.folds.k} folds -> {out}")
     return 0

@@ -56,7 +56,7 @@ def add_arguments(parser) -> None:
 
 
 def main(args) -> int:
-    cfg = load_config(args.config)["augment"] if args.config else None
+    cfg = load_config(args.config).augment if args.config else None
     grid = augment_grid(args.folder, args.n, args.size, args.seed, cfg)
     ok, encoded = cv2.imencode(".png", cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
     with atomic_path(args.out) as tmp:

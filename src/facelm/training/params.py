@@ -10,12 +10,11 @@ augmentation key -> ``augment.*``; ``backbone`` -> the tuned model's name; ``wid
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 from pathlib import Path
 
-from facelm.config import schema, validate_config
+from facelm.config import Config, parse_config, schema
 from facelm.errors import FacelmError
 
 TRAIN_KEYS = {"lr", "weight_decay", "batch_size", "epochs", "loss", "size", "warmup_epochs", "ema_decay", "grad_clip"}
@@ -40,16 +39,16 @@ def config_path_of(name: str) -> tuple[str, ...]:
     raise FacelmError(f"unknown tuning parameter {name!r} (see facelm.training.tune for the names)")
 
 
-def apply_params(config: dict, params: dict) -> dict:
+def apply_params(config: Config, params: dict) -> Config:
     """A copy of ``config`` with tuned parameters set (validated again)."""
-    config = copy.deepcopy(config)
+    config = config.to_dict()
     for name, value in params.items():
         *parents, leaf = config_path_of(name)
         node = config
         for key in parents:
             node = node.setdefault(key, {})
         node[leaf] = value
-    return validate_config(config, "tuned parameters")
+    return parse_config(config, "tuned parameters")
 
 
 def read_best_params(path: str | os.PathLike) -> dict:

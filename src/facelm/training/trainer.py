@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import dataclasses
 import hashlib
 import json
 import math
@@ -37,7 +38,7 @@ from facelm import layout
 from facelm.atomic import atomic_open, atomic_path, write_json
 from facelm.data.cache import ensure_cache
 from facelm.models.checkpoint import save_checkpoint
-from facelm.config import load_config, validate_config
+from facelm.config import Config, ModelSpec, load_config, parse_config
 from facelm.data.dataset import LandmarkDataset, make_loader, set_loader_epoch
 from facelm.errors import FacelmError
 from facelm.data.folds import make_folds, read_folds
@@ -45,13 +46,7 @@ from facelm.models.losses import create_loss
 from facelm.metrics import nme
 from facelm.models import count_params, create_model, model_size_mb
 
-model_id = layout.model_id
 EpochCallback = Callable[[int, float], None]
-
-
-def train_settings(config: dict, entry: dict) -> dict:
-    """The ``train`` section with the model entry's own overrides applied."""
-    return {**config["train"], **(entry.get("train") or {})}
 
 
 def seed_everything(seed: int) -> None:
@@ -64,14 +59,14 @@ def seed_everything(seed: int) -> None:
 class RunData:
     """Caches and datasets of one run: training rows, held-out (OOF) rows, validation."""
 
-    def __init__(self, config: dict, fold: int | None, size: int, seed: int):
-        pre = config["preprocess"]
+    def __init__(self, config: Config, fold: int | None, size: int, seed: int):
+        pre = config.preprocess
         self.sets: list[LandmarkDataset] = []
-        for entry in config["train_sets"]:
+        for entry in config.train_sets:
             key = layout.dataset_key(entry)
             index = layout.check_index(config, key)
             cache = ensure_cache(layout.dataset_folder(config, entry), layout.cache_root(config, key),
-                                 pre["gamma"], pre["gamma_mode"], size, index if index.exists() else None)
+                                 pre.gamma, pre.gamma_mode, size, index if index.exists() else None)
             self.sets.append(LandmarkDataset(cache))
             if not self.sets[-1].labelled:
                 raise FacelmError("training set has no labels (annot.pkl)", layout.dataset_folder(config, entry))
@@ -81,28 +76,28 @@ class RunData:
             self.train_rows, self.oof_rows = np.arange(n_rows), np.arange(0)
         else:
             fold_of_row = self._fold_of_rows(config, n_rows)
-            if not 0 <= fold < config["folds"]["k"]:
-                raise FacelmError(f"fold {fold} is outside 0..{config['folds']['k'] - 1}")
+            if not 0 <= fold < config.folds.k:
+                raise FacelmError(f"fold {fold} is outside 0..{config.folds.k - 1}")
             self.train_rows = np.flatnonzero(fold_of_row != fold)
             self.oof_rows = np.flatnonzero(fold_of_row == fold)
-        val_entry = config["splits"]["val"]
+        val_entry = config.splits.val
         val_key = layout.dataset_key(val_entry)
         val_index = layout.check_index(config, val_key)
         val_cache = ensure_cache(layout.dataset_folder(config, val_entry), layout.cache_root(config, val_key),
-                                 pre["gamma"], pre["gamma_mode"], size, val_index if val_index.exists() else None)
+                                 pre.gamma, pre.gamma_mode, size, val_index if val_index.exists() else None)
         self.val = LandmarkDataset(val_cache)
-        self.augment = config["augment"]
+        self.augment = config.augment
         self.seed = seed
 
     @staticmethod
-    def _fold_of_rows(config: dict, n_rows: int) -> np.ndarray:
+    def _fold_of_rows(config: Config, n_rows: int) -> np.ndarray:
         path = layout.folds_csv(config)
         if path.exists():
             table = read_folds(path)
             if len(table) != n_rows:
                 raise FacelmError(f"folds file has {len(table)} rows but the train sets have {n_rows}; rerun `facelm folds`", path)
             return table["fold"].to_numpy()
-        return make_folds(n_rows, config["folds"]["k"], config["seed"])
+        return make_folds(n_rows, config.folds.k, config.seed)
 
     def subset(self, rows: np.ndarray, augment: bool) -> ConcatDataset:
         parts = []
@@ -150,10 +145,11 @@ def make_scheduler(optimizer, warmup_steps: int, total_steps: int) -> torch.opti
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def fingerprint(config: dict, entry: dict, fold: int | None) -> str:
+def fingerprint(config: Config, entry: ModelSpec, fold: int | None) -> str:
     """What a checkpoint must match to be resumed (everything that changes the training)."""
-    relevant = {k: config[k] for k in ("train_sets", "splits", "seed", "preprocess", "augment", "folds", "data_dir")}
-    relevant.update(entry=entry, fold=fold, train=train_settings(config, entry))
+    data = config.to_dict()
+    relevant = {k: data[k] for k in ("train_sets", "splits", "seed", "preprocess", "augment", "folds", "data_dir")}
+    relevant.update(entry=entry.to_dict(), fold=fold, train=config.train_for(entry).to_dict())
     return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -165,38 +161,38 @@ def _distributed() -> tuple[bool, int, int]:
 
 
 # ----------------------------------------------------------------------------- training
-def train_model(config: dict, model_entry: dict, fold: int | None, out_dir: str | os.PathLike,
+def train_model(config: Config, model_entry: ModelSpec, fold: int | None, out_dir: str | os.PathLike,
                 on_epoch: EpochCallback | None = None) -> dict:
     """Train ``model_entry`` on ``fold`` (None = all rows) into ``out_dir``; returns metrics.json's dict."""
     out_dir = Path(out_dir)
-    cfg = train_settings(config, model_entry)
-    seed = config["seed"]
+    cfg = config.train_for(model_entry)
+    seed = config.seed
     distributed, rank, world = _distributed()
     device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu")
     seed_everything(seed)
 
-    model = create_model(model_entry["name"], **(model_entry.get("kwargs") or {}))
+    model = create_model(model_entry.name, **model_entry.kwargs)
     size_mb, params = model_size_mb(model), count_params(model)
-    if size_mb > config["budget_mb"]:
-        raise FacelmError(f"model {model_id(model_entry)} is {size_mb:.2f} MB, over the budget of {config['budget_mb']} MB")
+    if size_mb > config.budget_mb:
+        raise FacelmError(f"model {model_entry.id} is {size_mb:.2f} MB, over the budget of {config.budget_mb} MB")
 
-    data = RunData(config, fold, cfg["size"], seed)
+    data = RunData(config, fold, cfg.size, seed)
     model.fit_priors(data.landmarks_norm(data.train_rows))
     model.to(device)
     train_set = data.subset(data.train_rows, augment=True)
-    batch_size = min(cfg["batch_size"], len(train_set))
-    loader = make_loader(train_set, batch_size, True, cfg["workers"], seed, drop_last=True)
+    batch_size = min(cfg.batch_size, len(train_set))
+    loader = make_loader(train_set, batch_size, True, cfg.workers, seed, drop_last=True)
     if distributed:
         sampler = torch.utils.data.DistributedSampler(train_set, world, rank, shuffle=True, seed=seed, drop_last=True)
-        loader = DataLoader(train_set, batch_size=batch_size, sampler=sampler, num_workers=cfg["workers"], drop_last=True)
+        loader = DataLoader(train_set, batch_size=batch_size, sampler=sampler, num_workers=cfg.workers, drop_last=True)
     steps_per_epoch = len(loader)
-    optimizer = make_optimizer(model, cfg["lr"] * (world if distributed else 1), cfg["weight_decay"])
-    scheduler = make_scheduler(optimizer, int(cfg["warmup_epochs"] * steps_per_epoch), cfg["epochs"] * steps_per_epoch)
-    ema = ModelEmaV3(model, decay=cfg["ema_decay"], use_warmup=True)
-    use_amp = cfg["amp"] and device.type == "cuda"
+    optimizer = make_optimizer(model, cfg.lr * (world if distributed else 1), cfg.weight_decay)
+    scheduler = make_scheduler(optimizer, int(cfg.warmup_epochs * steps_per_epoch), cfg.epochs * steps_per_epoch)
+    ema = ModelEmaV3(model, decay=cfg.ema_decay, use_warmup=True)
+    use_amp = cfg.amp and device.type == "cuda"
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) if distributed else model
-    point_loss = create_loss(cfg["loss"])
+    point_loss = create_loss(cfg.loss)
 
     ckpt_path = out_dir / "last.ckpt"
     print_ = (lambda *a: print(*a, file=sys.stderr)) if rank == 0 else (lambda *a: None)
@@ -219,13 +215,13 @@ def train_model(config: dict, model_entry: dict, fold: int | None, out_dir: str 
             print_(f"ignoring {ckpt_path}: it was made with other settings")
 
     train_images, train_seconds = 0, 0.0
-    for epoch in range(start_epoch, cfg["epochs"]):
+    for epoch in range(start_epoch, cfg.epochs):
         set_loader_epoch(loader, epoch)
         if distributed:
             loader.sampler.set_epoch(epoch)
         net.train()
         started, losses = time.perf_counter(), []
-        bar = tqdm(loader, desc=f"{model_id(model_entry)} epoch {epoch + 1}/{cfg['epochs']}", leave=False,
+        bar = tqdm(loader, desc=f"{model_entry.id} epoch {epoch + 1}/{cfg.epochs}", leave=False,
                    disable=rank != 0 or None, file=sys.stderr)
         for batch in bar:
             batch = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
@@ -234,9 +230,9 @@ def train_model(config: dict, model_entry: dict, fold: int | None, out_dir: str 
             total, _ = model.loss({k: v.float() for k, v in out.items()}, batch, point_loss)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(total).backward()
-            if cfg["grad_clip"] > 0:
+            if cfg.grad_clip > 0:
                 scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg["grad_clip"])
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             scaler.step(optimizer)
             scaler.update()
             scheduler.step()
@@ -251,7 +247,7 @@ def train_model(config: dict, model_entry: dict, fold: int | None, out_dir: str 
                                   data.val.landmarks_norm() * data.val.source_size).mean())
         history.append({"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "train_loss": float(np.mean(losses)),
                         "val_nme_384": val_nme, "seconds": seconds})
-        print_(f"epoch {epoch + 1}/{cfg['epochs']}: loss {np.mean(losses):.4f}  val NME {val_nme:.3f}  ({seconds:.1f} s)")
+        print_(f"epoch {epoch + 1}/{cfg.epochs}: loss {np.mean(losses):.4f}  val NME {val_nme:.3f}  ({seconds:.1f} s)")
         if rank == 0:
             with atomic_path(ckpt_path) as tmp:
                 torch.save({"fingerprint": key, "epoch": epoch, "step": step, "history": history,
@@ -273,7 +269,7 @@ def _write_outputs(config, entry, fold, out_dir, model, data, history, cfg, size
     val_pred = predict_normalised(model, data.val, 64, 0, "cpu") * data.val.source_size
     val_gt = data.val.landmarks_norm() * data.val.source_size
     metrics = {
-        "model": model_id(entry), "fold": fold, "epochs": cfg["epochs"], "size": cfg["size"],
+        "model": entry.id, "fold": fold, "epochs": cfg.epochs, "size": cfg.size,
         "val_nme_384": 100 * float(nme(val_pred, val_gt).mean()),
         "size_mb": size_mb, "params": params,
         "train_img_s": img_s if img_s is not None else _previous_speed(out_dir),
@@ -287,15 +283,15 @@ def _write_outputs(config, entry, fold, out_dir, model, data, history, cfg, size
         _save_npy(out_dir / "oof_pred.npy", oof_pred.astype(np.float32))
         _save_npy(out_dir / "oof_rows.npy", data.oof_rows.astype(np.int64))
     _save_npy(out_dir / "val_pred.npy", val_pred.astype(np.float32))
-    meta = {"input_size": cfg["size"], "gamma": config["preprocess"]["gamma"],
-            "gamma_mode": config["preprocess"]["gamma_mode"], "size_mb": size_mb, "params": params,
-            "config": config, "model_entry": entry, "fold": fold, "val_nme_384": metrics["val_nme_384"]}
+    meta = {"input_size": cfg.size, "gamma": config.preprocess.gamma,
+            "gamma_mode": config.preprocess.gamma_mode, "size_mb": size_mb, "params": params,
+            "config": config.to_dict(), "model_entry": entry.to_dict(), "fold": fold, "val_nme_384": metrics["val_nme_384"]}
     save_checkpoint(out_dir / "model.pt", model, meta)
     with atomic_open(out_dir / "history.csv", "w", newline="") as handle:
         writer = csv.DictWriter(handle, ["epoch", "lr", "train_loss", "val_nme_384", "seconds"])
         writer.writeheader()
         writer.writerows(history)
-    write_json(out_dir / "config.json", {"config": config, "model_entry": entry, "fold": fold})
+    write_json(out_dir / "config.json", {"config": config.to_dict(), "model_entry": entry.to_dict(), "fold": fold})
     write_json(out_dir / "metrics.json", metrics)
     return metrics
 
@@ -314,7 +310,7 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
 
 
 # ----------------------------------------------------------------------------- CLI
-def short_form_config(args) -> tuple[dict, dict]:
+def short_form_config(args) -> tuple[Config, ModelSpec]:
     """``--data/--val/--backbone ...`` -> a full config and model entry (schema defaults elsewhere)."""
     from facelm.models import resolve_name, timm_models
 
@@ -327,11 +323,11 @@ def short_form_config(args) -> tuple[dict, dict]:
         kwargs["head"] = args.head
     train = {k: v for k, v in {"epochs": args.epochs, "size": args.size, "loss": args.loss, "lr": args.lr,
                                "batch_size": args.batch_size, "workers": args.workers}.items() if v is not None}
-    config = validate_config({
+    config = parse_config({
         "data_dir": ".", "train_sets": data, "splits": {"train": data[0], "val": val, "test": val},
         "results_dir": args.results_dir, "models": [{"name": args.backbone, "kwargs": kwargs}], "train": train,
     }, "command line")
-    return config, config["models"][0]
+    return config, config.models[0]
 
 
 def add_arguments(parser) -> None:
@@ -355,13 +351,13 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", help="run folder (default <results_dir>/runs/<model_id>/fold<k>)")
 
 
-def _pick_entry(config: dict, name: str | None) -> dict:
+def _pick_entry(config: Config, name: str | None) -> ModelSpec:
     if name is None:
-        return config["models"][0]
-    for entry in config["models"]:
-        if name in (entry["name"], model_id(entry)):
+        return config.models[0]
+    for entry in config.models:
+        if name in (entry.name, entry.id):
             return entry
-    known = ", ".join(model_id(e) for e in config["models"])
+    known = ", ".join(e.id for e in config.models)
     raise FacelmError(f"no model {name!r} in the config (models: {known})")
 
 
@@ -375,13 +371,13 @@ def main(args) -> int:
 
             config = apply_params(config, read_best_params(args.params))
         entry = _pick_entry(config, args.model)
-        if args.params and config["tune"]["model"]["name"] == entry["name"]:
-            entry = {**entry, **{k: v for k, v in config["tune"]["model"].items() if k != "train"}}
+        if args.params and config.tune.model.name == entry.name:
+            entry = dataclasses.replace(entry, name=config.tune.model.name, kwargs=config.tune.model.kwargs)
     elif args.data and args.val and args.backbone:
         config, entry = short_form_config(args)
     else:
         raise FacelmError("give --config FILE, or --data DIR --val DIR --backbone NAME")
-    out = Path(args.out) if args.out else layout.run_dir(config, model_id(entry), args.fold)
+    out = Path(args.out) if args.out else layout.run_dir(config, entry.id, args.fold)
     started = time.perf_counter()
     metrics = train_model(config, entry, args.fold, out)
     if metrics:

@@ -11,13 +11,14 @@ Search-space names are mapped to config keys by :mod:`facelm.training.params`.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import optuna
 
 from facelm import layout
 from facelm.atomic import write_json
-from facelm.config import load_config
+from facelm.config import Config, load_config
 from facelm.training.params import apply_params, config_path_of
 
 def suggest(trial: optuna.Trial, space: dict) -> dict:
@@ -38,22 +39,22 @@ def sqlite_storage(path: Path) -> optuna.storages.RDBStorage:
     return optuna.storages.RDBStorage(f"sqlite:///{path}", engine_kwargs={"connect_args": {"timeout": 60}})
 
 
-def open_study(config: dict, db: Path, seed: int = 0) -> optuna.Study:
+def open_study(config: Config, db: Path, seed: int = 0) -> optuna.Study:
     return optuna.create_study(
-        study_name=config["run_name"], storage=sqlite_storage(db), direction="minimize", load_if_exists=True,
+        study_name=config.run_name, storage=sqlite_storage(db), direction="minimize", load_if_exists=True,
         sampler=optuna.samplers.TPESampler(seed=seed), pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1),
     )
 
 
-def objective_for(config: dict) -> callable:
+def objective_for(config: Config) -> callable:
     from facelm.training.trainer import train_model
 
-    tune = config["tune"]
-    for name in tune["search_space"]:
+    tune = config.tune
+    for name in tune.search_space:
         config_path_of(name)  # unknown names fail before any trial
 
     def objective(trial: optuna.Trial) -> float:
-        params = suggest(trial, tune["search_space"])
+        params = suggest(trial, tune.search_space)
         trial_config = apply_params(config, params)
         out = layout.optuna_dir(config) / "trials" / str(trial.number)
 
@@ -62,17 +63,17 @@ def objective_for(config: dict) -> callable:
             if trial.should_prune():
                 raise optuna.TrialPruned()
 
-        entry = {**trial_config["tune"]["model"], "train": {"epochs": tune["epochs"]}}
-        metrics = train_model(trial_config, entry, tune["fold"], out, on_epoch=report)
+        entry = dataclasses.replace(trial_config.tune.model, train={"epochs": tune.epochs})
+        metrics = train_model(trial_config, entry, tune.fold, out, on_epoch=report)
         trial.set_user_attr("oof_nme_384", metrics.get("oof_nme_384"))
         return metrics["val_nme_384"]
 
     return objective
 
 
-def run_worker(config: dict, worker: int, db: Path) -> dict:
-    study = open_study(config, db, seed=config["seed"] + worker)
-    n_trials = config["tune"]["n_trials"]
+def run_worker(config: Config, worker: int, db: Path) -> dict:
+    study = open_study(config, db, seed=config.seed + worker)
+    n_trials = config.tune.n_trials
     states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
     if len(study.get_trials(states=states)) < n_trials:
         study.optimize(objective_for(config), callbacks=[optuna.study.MaxTrialsCallback(n_trials, states=states)],
@@ -81,7 +82,7 @@ def run_worker(config: dict, worker: int, db: Path) -> dict:
     return {"worker": worker, "study": study.study_name, "trials": counts}
 
 
-def best_params(config: dict, db: Path) -> dict:
+def best_params(config: Config, db: Path) -> dict:
     study = open_study(config, db)
     complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
     if not complete:
@@ -101,7 +102,7 @@ def add_arguments(parser) -> None:
 def main(args) -> int:
     config = load_config(args.config)
     if args.trials:
-        config["tune"]["n_trials"] = args.trials
+        config = config.updated(tune={"n_trials": args.trials})
     db = Path(args.study_db) if args.study_db else layout.optuna_dir(config) / "study.db"
     if args.best:
         best = best_params(config, db)
