@@ -39,7 +39,9 @@ from facelm.atomic import atomic_open, atomic_path, write_json
 from facelm.data.cache import ensure_cache
 from facelm.models.checkpoint import save_checkpoint
 from facelm.config import Config, ModelSpec, load_config, parse_config
-from facelm.data.dataset import LandmarkDataset, make_loader, set_loader_epoch
+from facelm.data.batch_augment import build_batch_augment
+from facelm.data.batch_loader import CacheBatches
+from facelm.data.dataset import LandmarkDataset, derive_seed, make_loader, set_loader_epoch
 from facelm.errors import FacelmError
 from facelm.data.folds import make_folds, read_folds
 from facelm.models.losses import create_loss
@@ -179,9 +181,14 @@ def train_model(config: Config, model_entry: ModelSpec, fold: int | None, out_di
     data = RunData(config, fold, cfg.size, seed)
     model.fit_priors(data.landmarks_norm(data.train_rows))
     model.to(device)
-    train_set = data.subset(data.train_rows, augment=True)
+    # augment.backend batch: raw uint8 batches from the cache, augmented on the device (see batch_augment)
+    on_device = build_batch_augment(config.augment, cfg.size) if config.augment.backend == "batch" else None
+    train_set = data.subset(data.train_rows, augment=on_device is None)
     batch_size = min(cfg.batch_size, len(train_set))
-    loader = make_loader(train_set, batch_size, True, cfg.workers, seed, drop_last=True)
+    if on_device is None:
+        loader = make_loader(train_set, batch_size, True, cfg.workers, seed, drop_last=True)
+    else:
+        loader = CacheBatches(train_set.datasets, batch_size, True, seed, drop_last=True)
     if distributed:
         sampler = torch.utils.data.DistributedSampler(train_set, world, rank, shuffle=True, seed=seed, drop_last=True)
         loader = DataLoader(train_set, batch_size=batch_size, sampler=sampler, num_workers=cfg.workers, drop_last=True)
@@ -225,6 +232,9 @@ def train_model(config: Config, model_entry: ModelSpec, fold: int | None, out_di
                    disable=rank != 0 or None, file=sys.stderr)
         for batch in bar:
             batch = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+            if on_device is not None:
+                draws = torch.Generator().manual_seed(derive_seed(seed, epoch, step))
+                batch["image"], batch["landmarks"] = on_device(batch["image"], batch["landmarks"], draws)
             with torch.autocast(device.type, enabled=use_amp):
                 out = net(batch["image"])
             total, _ = model.loss({k: v.float() for k, v in out.items()}, batch, point_loss)
