@@ -233,6 +233,7 @@ class Train(_Section):
     loss: str
     amp: bool
     workers: int
+    val_every: int
 
 
 @dataclass(frozen=True)

@@ -84,6 +84,18 @@ def test_changed_settings_do_not_resume_a_foreign_checkpoint(demo_data, tmp_path
     assert "other settings" in capsys.readouterr().err
 
 
+def test_val_every_validates_every_kth_and_the_last_epoch_and_times_each_phase(demo_data, tmp_path):
+    config = _config(demo_data, tmp_path, epochs=3, val_every=2, size=32)
+    seen = []
+    metrics = train_model(config, ModelSpec("pfld_025"), None, tmp_path / "run", on_epoch=lambda e, v: seen.append(e))
+    assert seen == [1, 2]
+    history = (tmp_path / "run" / "history.csv").read_text().splitlines()[1:]
+    assert [row.split(",")[3] == "nan" for row in history] == [True, False, False]
+    phases = metrics["phase_seconds"]
+    assert {"startup", "data wait", "compute", "EMA + logging", "validation", "checkpoint", "final outputs"} <= set(phases)
+    assert all(v >= 0 for v in phases.values()) and phases["compute"] > 0
+
+
 @pytest.mark.slow
 def test_kill_9_mid_epoch_then_rerun_continues(demo_data, tmp_path):
     args = [sys.executable, "-m", "facelm", "train", "--data", str(demo_data / "synthetics_train"), "--val",
