@@ -5,9 +5,11 @@
 Paths, all with the same (default) augmentation settings and batch size:
   * JPEG decode every epoch, albumentations per sample in ``--workers`` DataLoader workers;
   * gamma cache (memmap), albumentations per sample in the workers (``augment.backend: albumentations``);
-  * gamma cache read as whole uint8 batches (:class:`CacheBatches`) and augmented as a batch of
-    tensors in the training process (``augment.backend: batch``), here on ONE CPU thread (on a shared
-    2-core machine a 2-thread OpenMP pool stalls on every op; the other paths use ``--workers`` processes).
+  * gamma cache read as whole uint8 batches (:class:`CacheBatches`) and augmented as batches of
+    tensors (``augment.backend: batch``): (a) in ``--workers`` worker processes of one thread each,
+    what the trainer does without a GPU, and (b) in the training process on ONE CPU thread, what the
+    trainer does on a GPU, there on the device (on a shared 2-core machine a 2-thread OpenMP pool
+    stalls on every op, so one thread).
 Then each augmentation alone on one thread (samples/s per CPU core).
 
 Prints a table and ends with one JSON line; ``speedup`` is the end-to-end gain of the cache with
@@ -30,7 +32,7 @@ import torch
 from facelm.config import augment_settings
 from facelm.data.augment import build_augment
 from facelm.data.batch_augment import build_batch_augment
-from facelm.data.batch_loader import CacheBatches
+from facelm.data.batch_loader import CacheBatches, make_batch_loader
 from facelm.data.cache import build_cache
 from facelm.data.dataset import FolderDataset, LandmarkDataset, make_loader, set_loader_epoch
 
@@ -107,18 +109,23 @@ def main() -> int:
         torch.set_num_threads(1)
         batched = samples_per_second(CacheBatches([LandmarkDataset(cache)], bs, True), args.epochs, batch_step)
         torch.set_num_threads(threads)
+        in_workers = samples_per_second(make_batch_loader(CacheBatches([LandmarkDataset(cache)], bs, True),
+                                                          on_device if augment is not None else None, workers),
+                                        args.epochs)
         core_sample, core_batch = per_core(cache, args.size, bs) if augment is not None else (None, None)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     peak_children_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    ends = {"albumentations": cached, "batch": batched}
+    ends = {"albumentations": cached, "batch": in_workers}
     print(f"{'path':<52}{'samples/s':>12}")
     print(f"{'JPEG decode every epoch, per-sample augment':<52}{jpeg:>12.0f}")
     print(f"{'gamma cache (memmap), per-sample augment':<52}{cached:>12.0f}")
+    print(f"{'gamma cache batches, batch augment in the workers':<52}{in_workers:>12.0f}")
     print(f"{'gamma cache batches, batch augment (1 CPU thread)':<52}{batched:>12.0f}")
     if core_sample:
         print(f"augmentation alone, one core: albumentations {core_sample:.0f} samples/s, batch {core_batch:.0f} samples/s")
     print(f"cache build: {build_s:.1f} s; peak RSS main {peak_mb:.0f} MB, largest worker {peak_children_mb:.0f} MB")
-    print(json.dumps({"jpeg_sps": round(jpeg, 1), "cache_sps": round(cached, 1), "batch_sps": round(batched, 1),
+    print(json.dumps({"jpeg_sps": round(jpeg, 1), "cache_sps": round(cached, 1), "batch_workers_sps": round(in_workers, 1),
+                      "batch_1thread_sps": round(batched, 1),
                       "speedup": round(ends[settings.backend] / jpeg, 2), "default_backend": settings.backend,
                       **{f"speedup_{k}": round(v / jpeg, 2) for k, v in ends.items()},
                       "per_core_albumentations_sps": core_sample and round(core_sample, 1),

@@ -9,9 +9,10 @@ import torch
 from torch.utils.data import ConcatDataset
 
 from facelm.data.annot import save_annot
-from facelm.data.batch_loader import CacheBatches
+from facelm.data.batch_augment import build_batch_augment
+from facelm.data.batch_loader import CacheBatches, make_batch_loader
 from facelm.data.cache import build_cache
-from facelm.data.dataset import LandmarkDataset, make_loader, set_loader_epoch
+from facelm.data.dataset import LandmarkDataset, derive_seed, make_loader, set_loader_epoch
 from facelm.errors import FacelmError
 
 
@@ -51,3 +52,18 @@ def test_mixed_sizes_are_refused(cache, tmp_path):
     other = build_cache(cache.parent / "faces", tmp_path / "c", 1.0, "fixed", 40, workers=0, progress=False)
     with pytest.raises(FacelmError, match="one image size"):
         CacheBatches([LandmarkDataset(cache), LandmarkDataset(other)], 4, False)
+
+
+def test_worker_batches_get_the_trainers_draws(cache):
+    """make_batch_loader augments batch b of epoch e with the generator the trainer would use on the device."""
+    augment = build_batch_augment({}, 32)
+    batches = CacheBatches([LandmarkDataset(cache)], 4, True, seed=2, drop_last=True)
+    loader = make_batch_loader(batches, augment, workers=0, seed=2)
+    set_loader_epoch(loader, 1)
+    got = list(loader)
+    set_loader_epoch(batches, 1)
+    for step, (raw, ours) in enumerate(zip(batches, got), start=len(batches)):
+        draws = torch.Generator().manual_seed(derive_seed(2, 1, step))
+        images, points = augment(raw["image"], raw["landmarks"], draws)
+        assert torch.equal(images, ours["image"]) and torch.equal(points, ours["landmarks"])
+    assert len(got) == 2 and got[0]["image"].dtype == torch.float32

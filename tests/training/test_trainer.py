@@ -57,7 +57,7 @@ class Interrupt(Exception):
     pass
 
 
-@pytest.mark.parametrize("workers,backend", [(0, "albumentations"), (2, "albumentations"), (0, "batch")])
+@pytest.mark.parametrize("workers,backend", [(0, "albumentations"), (2, "albumentations"), (0, "batch"), (2, "batch")])
 def test_resume_after_interruption_gives_the_same_weights(demo_data, tmp_path, workers, backend):
     config = _config(demo_data, tmp_path, workers=workers).updated(augment={"backend": backend})
     entry = ModelSpec("pfld_025")

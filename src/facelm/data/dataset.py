@@ -210,7 +210,7 @@ class EpochSampler(Sampler[int]):
         return self.n
 
 
-def _worker_init(_: int) -> None:
+def worker_init(_: int) -> None:
     """Keep each DataLoader worker on one thread (the machine has few cores; workers are the parallelism)."""
     import cv2
 
@@ -235,7 +235,7 @@ def make_loader(
         drop_last=drop_last,
         persistent_workers=workers > 0,
         multiprocessing_context="spawn" if workers > 0 else None,
-        worker_init_fn=_worker_init if workers > 0 else None,
+        worker_init_fn=worker_init if workers > 0 else None,
         pin_memory=torch.cuda.is_available(),
     )
 

@@ -40,7 +40,7 @@ from facelm.data.cache import ensure_cache
 from facelm.models.checkpoint import save_checkpoint
 from facelm.config import Config, ModelSpec, load_config, parse_config
 from facelm.data.batch_augment import build_batch_augment
-from facelm.data.batch_loader import CacheBatches
+from facelm.data.batch_loader import CacheBatches, make_batch_loader
 from facelm.data.dataset import LandmarkDataset, derive_seed, make_loader, set_loader_epoch
 from facelm.errors import FacelmError
 from facelm.data.folds import make_folds, read_folds
@@ -188,6 +188,10 @@ def train_model(config: Config, model_entry: ModelSpec, fold: int | None, out_di
     batch_size = min(cfg.batch_size, len(train_set))
     if on_device is None:
         loader = make_loader(train_set, batch_size, True, cfg.workers, seed, drop_last=True)
+    elif device.type == "cpu" and cfg.workers > 0:  # no GPU: the same batch augmentation, in the workers
+        loader = make_batch_loader(CacheBatches(train_set.datasets, batch_size, True, seed, drop_last=True),
+                                   on_device, cfg.workers, seed)
+        on_device = None
     else:
         loader = CacheBatches(train_set.datasets, batch_size, True, seed, drop_last=True)
     if distributed:
