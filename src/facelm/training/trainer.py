@@ -260,7 +260,7 @@ def train_model(config: Config, model_entry: ModelSpec, fold: int | None, out_di
             ema.update(model, step=step)
             loss_sum += total.detach()  # no per-step device sync; the bar shows the loss every 20 steps
             if step % 20 == 0:
-                bar.set_postfix(loss=f"{float(total):.3f}")
+                bar.set_postfix(loss=f"{float(total.detach()):.3f}")
             clock.lap("EMA + logging")
         seconds = time.perf_counter() - started
         train_images += steps_per_epoch * batch_size
