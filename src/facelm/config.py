@@ -198,6 +198,7 @@ class Preprocess(_Section):
 
 @dataclass(frozen=True)
 class Augment(_Section):
+    backend: str
     hflip_p: float
     rotate_deg: float
     scale: float
@@ -232,6 +233,7 @@ class Train(_Section):
     loss: str
     amp: bool
     workers: int
+    val_every: int
 
 
 @dataclass(frozen=True)

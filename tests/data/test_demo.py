@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from facelm.data.annot import load_annot
@@ -37,3 +38,18 @@ def test_drawn_features_sit_at_their_labels(demo_data):
     lip = pts[0, 48:60].mean(0)
     assert all(px.sum() != image[2, 2].sum() for px in iris_or_white)
     assert image[int(lip[1]), int(lip[0])].tolist() != image[2, 2].tolist()
+
+
+def test_release_format_goes_through_prepare(tmp_path):
+    from facelm.data.demo import make_release_data
+    from facelm.data.prepare import prepare_folder, read_points
+
+    raw = make_release_data(tmp_path / "raw", 3, seed=1, workers=1)
+    assert sorted(p.name for p in raw.iterdir()) == [f"00000{i}{s}" for i in range(3) for s in (".png", "_ldmks.txt")]
+    assert cv2.imread(str(raw / "000000.png")).shape == (512, 512, 3)
+    assert len((raw / "000002_ldmks.txt").read_text().splitlines()) == 70
+    assert not np.allclose(read_points(raw / "000000_ldmks.txt"), read_points(raw / "000001_ldmks.txt"))
+    assert prepare_folder(raw, tmp_path / "crops", workers=1) == 3
+    names, points = load_annot(tmp_path / "crops" / "annot.pkl")
+    assert names == ["000000.jpg", "000001.jpg", "000002.jpg"] and points.shape == (3, 68, 2)
+    assert (points > 0).all() and (points < 384).all()

@@ -57,9 +57,9 @@ class Interrupt(Exception):
     pass
 
 
-@pytest.mark.parametrize("workers", [0, 2])
-def test_resume_after_interruption_gives_the_same_weights(demo_data, tmp_path, workers):
-    config = _config(demo_data, tmp_path, workers=workers)
+@pytest.mark.parametrize("workers,backend", [(0, "albumentations"), (2, "albumentations"), (0, "batch"), (2, "batch")])
+def test_resume_after_interruption_gives_the_same_weights(demo_data, tmp_path, workers, backend):
+    config = _config(demo_data, tmp_path, workers=workers).updated(augment={"backend": backend})
     entry = ModelSpec("pfld_025")
     train_model(config, entry, 0, tmp_path / "straight")
 
@@ -82,6 +82,18 @@ def test_changed_settings_do_not_resume_a_foreign_checkpoint(demo_data, tmp_path
     config = config.updated(train={"lr": 0.01})
     train_model(config, ModelSpec("pfld_025"), 0, tmp_path / "run")
     assert "other settings" in capsys.readouterr().err
+
+
+def test_val_every_validates_every_kth_and_the_last_epoch_and_times_each_phase(demo_data, tmp_path):
+    config = _config(demo_data, tmp_path, epochs=3, val_every=2, size=32)
+    seen = []
+    metrics = train_model(config, ModelSpec("pfld_025"), None, tmp_path / "run", on_epoch=lambda e, v: seen.append(e))
+    assert seen == [1, 2]
+    history = (tmp_path / "run" / "history.csv").read_text().splitlines()[1:]
+    assert [row.split(",")[3] == "nan" for row in history] == [True, False, False]
+    phases = metrics["phase_seconds"]
+    assert {"startup", "data wait", "compute", "EMA + logging", "validation", "checkpoint", "final outputs"} <= set(phases)
+    assert all(v >= 0 for v in phases.values()) and phases["compute"] > 0
 
 
 @pytest.mark.slow

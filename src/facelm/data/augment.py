@@ -33,7 +33,7 @@ from facelm.errors import FacelmError
 from facelm.landmarks68 import NUM_POINTS, flip_horizontal
 
 #: Smallest occluder side, as a fraction of the crop.
-_MIN_OCCLUSION_FRAC = 0.1
+MIN_OCCLUSION_FRAC = 0.1
 
 
 def _transforms(cfg: AugmentSettings, size: int) -> list[A.BasicTransform]:
@@ -71,7 +71,7 @@ def _transforms(cfg: AugmentSettings, size: int) -> list[A.BasicTransform]:
         out.append(A.ImageCompression(quality_range=(int(cfg.jpeg_quality_min), 100), p=cfg.jpeg_p))
     if cfg.occlusion_p > 0 and cfg.occlusion_max_frac > 0:
         hi = max(1, round(cfg.occlusion_max_frac * size))
-        lo = min(hi, max(1, round(_MIN_OCCLUSION_FRAC * size)))
+        lo = min(hi, max(1, round(MIN_OCCLUSION_FRAC * size)))
         out.append(
             A.CoarseDropout(
                 num_holes_range=(1, 1), hole_height_range=(lo, hi), hole_width_range=(lo, hi), fill=0, p=cfg.occlusion_p

@@ -100,9 +100,20 @@ class LandmarkDataset(_FaceItems):
     def __len__(self) -> int:
         return len(self.rows)
 
-    def __getitem__(self, i: int) -> dict[str, Any]:
+    def _map(self) -> np.ndarray:
         if self._images is None:
             self._images = np.load(self.cache_dir / IMAGES_FILE, mmap_mode="r")
+        return self._images
+
+    def take(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        """Raw samples at ``positions`` (into this dataset's rows), un-augmented, in one read:
+        (uint8 (k,S,S,3) images, float32 (k,68,2) pixel landmarks or None, cache rows)."""
+        rows = self.rows[np.asarray(positions, dtype=np.int64)]
+        landmarks = None if self._landmarks_px is None else self._landmarks_px[rows]
+        return self._map()[rows], landmarks, rows
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        self._map()
         row = int(self.rows[i])
         landmarks = None if self._landmarks_px is None else self._landmarks_px[row]
         return self._item(np.array(self._images[row]), landmarks, row)
@@ -199,7 +210,7 @@ class EpochSampler(Sampler[int]):
         return self.n
 
 
-def _worker_init(_: int) -> None:
+def worker_init(_: int) -> None:
     """Keep each DataLoader worker on one thread (the machine has few cores; workers are the parallelism)."""
     import cv2
 
@@ -224,7 +235,7 @@ def make_loader(
         drop_last=drop_last,
         persistent_workers=workers > 0,
         multiprocessing_context="spawn" if workers > 0 else None,
-        worker_init_fn=_worker_init if workers > 0 else None,
+        worker_init_fn=worker_init if workers > 0 else None,
         pin_memory=torch.cuda.is_available(),
     )
 

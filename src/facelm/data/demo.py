@@ -9,15 +9,17 @@ blur vary so the task is not trivial.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 from pathlib import Path
 
 import cv2
 import numpy as np
+from tqdm import tqdm
 
 from facelm.data.annot import save_annot
 from facelm.atomic import atomic_dir
-from facelm.landmarks68 import CHALLENGE_SIZE, GROUPS, mean_shape
+from facelm.landmarks68 import CHALLENGE_SIZE, GROUPS, box_centre, box_size, mean_shape
 
 #: split folder -> labelled?
 SPLITS = {"synthetics_train": True, "aflw_val": True, "aflw_test": False}
@@ -132,8 +134,52 @@ def make_demo_data(out_dir: str | os.PathLike, n_train: int = 384, n_val: int = 
     return out
 
 
+#: FaceSynthetics release framing: 512 px images, the 68-point box about 167 px, centred near (257, 302).
+RELEASE_SIZE, RELEASE_BOX, RELEASE_CENTRE = 512, 167.0, (257.0, 302.0)
+
+
+def _release_face(task: tuple[Path, int, int]) -> None:
+    """Draw face ``index`` of a seeded release and write ``NNNNNN.png`` + ``NNNNNN_ldmks.txt`` (68 points, 2 pupils)."""
+    out, seed, index = task
+    rng = np.random.default_rng([seed, 3, index])
+    shape = random_shape(rng)
+    reference = mean_shape(CHALLENGE_SIZE)
+    pts = (shape - box_centre(reference)) * (RELEASE_BOX / box_size(reference)) + np.array(RELEASE_CENTRE)
+    image = draw_face(pts.astype(np.float32), rng, RELEASE_SIZE)
+    pupils = np.stack([pts[GROUPS["right_eye"]].mean(0), pts[GROUPS["left_eye"]].mean(0)])
+    stem = out / f"{index:06d}"
+    if not cv2.imwrite(f"{stem}.png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
+        raise OSError(f"cannot write {stem}.png")
+    Path(f"{stem}_ldmks.txt").write_text("".join(f"{x:.6f} {y:.6f}\n" for x, y in np.concatenate([pts, pupils])))
+
+
+def _init_worker() -> None:
+    cv2.setNumThreads(1)
+
+
+def make_release_data(out_dir: str | os.PathLike, n: int, seed: int = 0, workers: int | None = None) -> Path:
+    """``n`` drawn faces in the FaceSynthetics release format (input of ``facelm prepare``), written as they
+    are drawn (nothing holds more than one image per worker); the folder appears atomically."""
+    out = Path(out_dir)
+    workers = workers or min(2, os.cpu_count() or 1)
+    with atomic_dir(out) as tmp:
+        tasks = ((tmp, seed, i) for i in range(n))
+        pool = multiprocessing.get_context("spawn").Pool(workers, _init_worker) if workers > 1 else None
+        try:
+            done = pool.imap_unordered(_release_face, tasks, chunksize=32) if pool else map(_release_face, tasks)
+            for _ in tqdm(done, total=n, desc=f"draw {out.name}", unit="img", disable=None):
+                pass
+        finally:
+            if pool:
+                pool.terminate()
+    return out
+
+
 def add_arguments(parser) -> None:
     parser.add_argument("out_dir", help="where to write synthetics_train/, aflw_val/, aflw_test/")
+    parser.add_argument("--release", type=int, metavar="N",
+                        help="instead: write N faces in the raw FaceSynthetics release format into OUT_DIR")
+    parser.add_argument("--workers", type=int, help="drawing processes for --release (default: up to 2)")
     parser.add_argument("--n-train", type=int, default=384)
     parser.add_argument("--n-val", type=int, default=48)
     parser.add_argument("--n-test", type=int, default=48)
@@ -141,6 +187,10 @@ def add_arguments(parser) -> None:
 
 
 def main(args) -> int:
+    if args.release is not None:
+        make_release_data(args.out_dir, args.release, args.seed, args.workers)
+        print(f"demo data: {args.release} faces in the FaceSynthetics release format in {args.out_dir}")
+        return 0
     out = make_demo_data(args.out_dir, args.n_train, args.n_val, args.n_test, args.seed)
     print(f"demo data: {args.n_train} train, {args.n_val} val, {args.n_test} test faces in {out}")
     return 0

@@ -39,7 +39,9 @@ from facelm.atomic import atomic_open, atomic_path, write_json
 from facelm.data.cache import ensure_cache
 from facelm.models.checkpoint import save_checkpoint
 from facelm.config import Config, ModelSpec, load_config, parse_config
-from facelm.data.dataset import LandmarkDataset, make_loader, set_loader_epoch
+from facelm.data.batch_augment import build_batch_augment
+from facelm.data.batch_loader import CacheBatches, make_batch_loader
+from facelm.data.dataset import LandmarkDataset, derive_seed, make_loader, set_loader_epoch
 from facelm.errors import FacelmError
 from facelm.data.folds import make_folds, read_folds
 from facelm.models.losses import create_loss
@@ -164,6 +166,7 @@ def _distributed() -> tuple[bool, int, int]:
 def train_model(config: Config, model_entry: ModelSpec, fold: int | None, out_dir: str | os.PathLike,
                 on_epoch: EpochCallback | None = None) -> dict:
     """Train ``model_entry`` on ``fold`` (None = all rows) into ``out_dir``; returns metrics.json's dict."""
+    clock = PhaseClock()
     out_dir = Path(out_dir)
     cfg = config.train_for(model_entry)
     seed = config.seed
@@ -179,9 +182,18 @@ def train_model(config: Config, model_entry: ModelSpec, fold: int | None, out_di
     data = RunData(config, fold, cfg.size, seed)
     model.fit_priors(data.landmarks_norm(data.train_rows))
     model.to(device)
-    train_set = data.subset(data.train_rows, augment=True)
+    # augment.backend batch: raw uint8 batches from the cache, augmented on the device (see batch_augment)
+    on_device = build_batch_augment(config.augment, cfg.size) if config.augment.backend == "batch" else None
+    train_set = data.subset(data.train_rows, augment=on_device is None)
     batch_size = min(cfg.batch_size, len(train_set))
-    loader = make_loader(train_set, batch_size, True, cfg.workers, seed, drop_last=True)
+    if on_device is None:
+        loader = make_loader(train_set, batch_size, True, cfg.workers, seed, drop_last=True)
+    elif device.type == "cpu" and cfg.workers > 0:  # no GPU: the same batch augmentation, in the workers
+        loader = make_batch_loader(CacheBatches(train_set.datasets, batch_size, True, seed, drop_last=True),
+                                   on_device, cfg.workers, seed)
+        on_device = None
+    else:
+        loader = CacheBatches(train_set.datasets, batch_size, True, seed, drop_last=True)
     if distributed:
         sampler = torch.utils.data.DistributedSampler(train_set, world, rank, shuffle=True, seed=seed, drop_last=True)
         loader = DataLoader(train_set, batch_size=batch_size, sampler=sampler, num_workers=cfg.workers, drop_last=True)
@@ -215,16 +227,23 @@ def train_model(config: Config, model_entry: ModelSpec, fold: int | None, out_di
             print_(f"ignoring {ckpt_path}: it was made with other settings")
 
     train_images, train_seconds = 0, 0.0
+    clock.lap("startup")
     for epoch in range(start_epoch, cfg.epochs):
         set_loader_epoch(loader, epoch)
         if distributed:
             loader.sampler.set_epoch(epoch)
         net.train()
-        started, losses = time.perf_counter(), []
+        started, loss_sum = time.perf_counter(), torch.zeros((), device=device)
         bar = tqdm(loader, desc=f"{model_entry.id} epoch {epoch + 1}/{cfg.epochs}", leave=False,
                    disable=rank != 0 or None, file=sys.stderr)
+        clock.lap("other")
         for batch in bar:
+            clock.lap("data wait")
             batch = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+            if on_device is not None:
+                draws = torch.Generator().manual_seed(derive_seed(seed, epoch, step))
+                batch["image"], batch["landmarks"] = on_device(batch["image"], batch["landmarks"], draws)
+            clock.lap("to device + batch augment")
             with torch.autocast(device.type, enabled=use_amp):
                 out = net(batch["image"])
             total, _ = model.loss({k: v.float() for k, v in out.items()}, batch, point_loss)
@@ -237,17 +256,25 @@ def train_model(config: Config, model_entry: ModelSpec, fold: int | None, out_di
             scaler.update()
             scheduler.step()
             step += 1
+            clock.lap("compute")
             ema.update(model, step=step)
-            losses.append(float(total.detach()))
-            bar.set_postfix(loss=f"{losses[-1]:.3f}")
+            loss_sum += total.detach()  # no per-step device sync; the bar shows the loss every 20 steps
+            if step % 20 == 0:
+                bar.set_postfix(loss=f"{float(total.detach()):.3f}")
+            clock.lap("EMA + logging")
         seconds = time.perf_counter() - started
         train_images += steps_per_epoch * batch_size
         train_seconds += seconds
-        val_nme = 100 * float(nme(predict_normalised(ema.module, data.val, 64, 0, device) * data.val.source_size,
-                                  data.val.landmarks_norm() * data.val.source_size).mean())
-        history.append({"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "train_loss": float(np.mean(losses)),
+        train_loss = float(loss_sum) / steps_per_epoch
+        validate = (epoch + 1) % cfg.val_every == 0 or epoch + 1 == cfg.epochs
+        val_nme = float("nan")
+        if validate:
+            val_nme = 100 * float(nme(predict_normalised(ema.module, data.val, 64, 0, device) * data.val.source_size,
+                                      data.val.landmarks_norm() * data.val.source_size).mean())
+        clock.lap("validation")
+        history.append({"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "train_loss": train_loss,
                         "val_nme_384": val_nme, "seconds": seconds})
-        print_(f"epoch {epoch + 1}/{cfg.epochs}: loss {np.mean(losses):.4f}  val NME {val_nme:.3f}  ({seconds:.1f} s)")
+        print_(f"epoch {epoch + 1}/{cfg.epochs}: loss {train_loss:.4f}  val NME {val_nme:.3f}  ({seconds:.1f} s)")
         if rank == 0:
             with atomic_path(ckpt_path) as tmp:
                 torch.save({"fingerprint": key, "epoch": epoch, "step": step, "history": history,
@@ -255,16 +282,38 @@ def train_model(config: Config, model_entry: ModelSpec, fold: int | None, out_di
                             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                             "scaler": scaler.state_dict(), "rng_torch": torch.get_rng_state(),
                             "rng_numpy": np.random.get_state(), "rng_python": random.getstate()}, tmp)
-        if on_epoch is not None:
+        clock.lap("checkpoint")
+        if on_epoch is not None and validate:
             on_epoch(epoch, val_nme)
+        clock.lap("other")
 
     if rank != 0:
         return {}
     return _write_outputs(config, model_entry, fold, out_dir, ema.module, data, history, cfg, size_mb, params,
-                          train_images / train_seconds if train_seconds else None, device)
+                          train_images / train_seconds if train_seconds else None, clock)
 
 
-def _write_outputs(config, entry, fold, out_dir, model, data, history, cfg, size_mb, params, img_s, device) -> dict:
+class PhaseClock:
+    """Wall seconds per phase of a run (``lap(name)`` charges the time since the last lap to ``name``).
+
+    On CUDA the work is asynchronous, so time queued on the GPU shows up in whichever phase next
+    waits for it (usually "data wait" or "EMA + logging"); on the CPU the split is exact.
+    """
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.seconds[name] = self.seconds.get(name, 0.0) + now - self._last
+        self._last = now
+
+    def summary(self) -> dict[str, float]:
+        return {name: round(value, 2) for name, value in self.seconds.items()}
+
+
+def _write_outputs(config, entry, fold, out_dir, model, data, history, cfg, size_mb, params, img_s, clock) -> dict:
     model = copy.deepcopy(model).cpu().eval()
     val_pred = predict_normalised(model, data.val, 64, 0, "cpu") * data.val.source_size
     val_gt = data.val.landmarks_norm() * data.val.source_size
@@ -292,6 +341,10 @@ def _write_outputs(config, entry, fold, out_dir, model, data, history, cfg, size
         writer.writeheader()
         writer.writerows(history)
     write_json(out_dir / "config.json", {"config": config.to_dict(), "model_entry": entry.to_dict(), "fold": fold})
+    clock.lap("final outputs")
+    metrics["phase_seconds"] = clock.summary()
+    print(f"time per phase (s): " + ", ".join(f"{k} {v:.1f}" for k, v in metrics["phase_seconds"].items()),
+          file=sys.stderr)
     write_json(out_dir / "metrics.json", metrics)
     return metrics
 

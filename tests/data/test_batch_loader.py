@@ -1,0 +1,69 @@
+"""Whole batches from the caches: the same samples, in the same order, as the per-sample loader."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from torch.utils.data import ConcatDataset
+
+from facelm.data.annot import save_annot
+from facelm.data.batch_augment import build_batch_augment
+from facelm.data.batch_loader import CacheBatches, make_batch_loader
+from facelm.data.cache import build_cache
+from facelm.data.dataset import LandmarkDataset, derive_seed, make_loader, set_loader_epoch
+from facelm.errors import FacelmError
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    root = tmp_path_factory.mktemp("batches")
+    folder = root / "faces"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    names = [f"f{i:02d}.jpg" for i in range(11)]
+    for name in names:
+        cv2.imwrite(str(folder / name), rng.integers(0, 256, (384, 384, 3), dtype=np.uint8))
+    save_annot(folder / "annot.pkl", names, rng.uniform(100, 300, (11, 68, 2)).astype(np.float32))
+    return build_cache(folder, root / "cache", 1.0, "fixed", 32, workers=0, progress=False)
+
+
+@pytest.mark.parametrize("drop_last", [False, True])
+def test_batches_match_the_per_sample_loader(cache, drop_last):
+    def parts():  # two row subsets of one cache, as the trainer builds them for a fold
+        return [LandmarkDataset(cache, indices=[7, 1, 9, 4]), LandmarkDataset(cache, indices=[0, 10, 3, 2, 8])]
+
+    reference = make_loader(ConcatDataset(parts()), 4, True, 0, seed=3, drop_last=drop_last)
+    batches = CacheBatches(parts(), 4, True, seed=3, drop_last=drop_last)
+    assert len(batches) == len(reference) == (2 if drop_last else 3)
+    for epoch in (0, 1):
+        set_loader_epoch(reference, epoch)
+        set_loader_epoch(batches, epoch)
+        got, want = list(batches), list(reference)
+        assert len(got) == len(want)
+        for a, b in zip(got, want):
+            assert a["image"].dtype == torch.uint8 and a["image"].shape == b["image"].shape
+            assert torch.equal(a["image"].float(), b["image"])
+            assert torch.equal(a["landmarks"], b["landmarks"]) and torch.equal(a["index"], b["index"])
+
+
+def test_mixed_sizes_are_refused(cache, tmp_path):
+    other = build_cache(cache.parent / "faces", tmp_path / "c", 1.0, "fixed", 40, workers=0, progress=False)
+    with pytest.raises(FacelmError, match="one image size"):
+        CacheBatches([LandmarkDataset(cache), LandmarkDataset(other)], 4, False)
+
+
+def test_worker_batches_get_the_trainers_draws(cache):
+    """make_batch_loader augments batch b of epoch e with the generator the trainer would use on the device."""
+    augment = build_batch_augment({}, 32)
+    batches = CacheBatches([LandmarkDataset(cache)], 4, True, seed=2, drop_last=True)
+    loader = make_batch_loader(batches, augment, workers=0, seed=2)
+    set_loader_epoch(loader, 1)
+    got = list(loader)
+    set_loader_epoch(batches, 1)
+    for step, (raw, ours) in enumerate(zip(batches, got), start=len(batches)):
+        draws = torch.Generator().manual_seed(derive_seed(2, 1, step))
+        images, points = augment(raw["image"], raw["landmarks"], draws)
+        assert torch.equal(images, ours["image"]) and torch.equal(points, ours["landmarks"])
+    assert len(got) == 2 and got[0]["image"].dtype == torch.float32
