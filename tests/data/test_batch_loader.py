@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import pytest
 import torch
 from torch.utils.data import ConcatDataset
 
-from facelm.data.annot import save_annot
 from facelm.data.batch_augment import build_batch_augment
 from facelm.data.batch_loader import CacheBatches, make_batch_loader
 from facelm.data.cache import build_cache
@@ -17,15 +15,10 @@ from facelm.errors import FacelmError
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
+def cache(tmp_path_factory, make_labelled_folder):
     root = tmp_path_factory.mktemp("batches")
     folder = root / "faces"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    names = [f"f{i:02d}.jpg" for i in range(11)]
-    for name in names:
-        cv2.imwrite(str(folder / name), rng.integers(0, 256, (384, 384, 3), dtype=np.uint8))
-    save_annot(folder / "annot.pkl", names, rng.uniform(100, 300, (11, 68, 2)).astype(np.float32))
+    make_labelled_folder(folder, 11)
     return build_cache(folder, root / "cache", 1.0, "fixed", 32, workers=0, progress=False)
 
 

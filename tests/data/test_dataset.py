@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch.utils.data import ConcatDataset
 
-from facelm.data.annot import load_annot, save_annot
+from facelm.data.annot import load_annot
 from facelm.data.cache import build_cache
 from facelm.data.dataset import FolderDataset, LandmarkDataset, make_loader, set_loader_epoch
 from facelm.errors import FacelmError
@@ -17,17 +17,11 @@ AUG = {"hflip_p": 0.5, "rotate_deg": 20, "occlusion_p": 0.5}
 
 
 @pytest.fixture(scope="module")
-def labelled(tmp_path_factory):
+def labelled(tmp_path_factory, make_labelled_folder):
     """A 12-image labelled folder (made-up pixels, real-looking 384-frame points) and its 64-px cache."""
     root = tmp_path_factory.mktemp("ds")
     folder = root / "faces"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    names = [f"f{i:02d}.jpg" for i in range(12)]
-    for name in names:
-        cv2.imwrite(str(folder / name), rng.integers(0, 256, (384, 384, 3), dtype=np.uint8))
-    points = rng.uniform(100, 300, (12, 68, 2)).astype(np.float32)
-    save_annot(folder / "annot.pkl", names, points)
+    points = make_labelled_folder(folder, 12)
     cache = build_cache(folder, root / "cache", 1.0, "fixed", 64, workers=0, progress=False)
     return folder, cache, points
 
