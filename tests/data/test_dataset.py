@@ -8,7 +8,6 @@ import pytest
 import torch
 from torch.utils.data import ConcatDataset
 
-from facelm.data.annot import load_annot
 from facelm.data.cache import build_cache
 from facelm.data.dataset import FolderDataset, LandmarkDataset, make_loader, set_loader_epoch
 from facelm.errors import FacelmError
