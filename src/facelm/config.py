@@ -259,6 +259,16 @@ class Ensemble(_Section):
 
 
 @dataclass(frozen=True)
+class Distill(_Section):
+    enabled: bool
+    teacher: str
+    teacher_budget_mb: float
+    hflip_tta: bool
+    weight: float
+    student: ModelSpec
+
+
+@dataclass(frozen=True)
 class Ablation(_Section):
     methods: tuple[str, ...]
     epochs: int
@@ -287,6 +297,7 @@ class Config(_Section):
     models: tuple[ModelSpec, ...]
     tune: Tune
     ensemble: Ensemble
+    distill: Distill
     ablation: Ablation
 
     def updated(self, **sections: Any) -> "Config":

@@ -25,7 +25,7 @@ import random
 import sys
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Protocol
 
 import numpy as np
 import torch
@@ -47,6 +47,17 @@ from facelm.metrics import nme
 from facelm.models import count_params, create_model, model_size_mb
 
 EpochCallback = Callable[[int, float], None]
+
+
+class BatchTeacher(Protocol):
+    """What distillation hands the trainer (:class:`facelm.training.distill.Teacher`)."""
+
+    key: str  # identifies weights and settings (part of the resume fingerprint)
+    record: dict  # merged into metrics.json
+
+    def to(self, device) -> "BatchTeacher": ...
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor: ...  # (B,3,S,S) pixels -> (B,68,2) normalised
 
 
 def seed_everything(seed: int) -> None:
@@ -145,11 +156,13 @@ def make_scheduler(optimizer, warmup_steps: int, total_steps: int) -> torch.opti
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def fingerprint(config: Config, entry: ModelSpec, fold: int | None) -> str:
+def fingerprint(config: Config, entry: ModelSpec, fold: int | None, teacher_key: str | None = None) -> str:
     """What a checkpoint must match to be resumed (everything that changes the training)."""
     data = config.to_dict()
     relevant = {k: data[k] for k in ("train_sets", "splits", "seed", "preprocess", "augment", "folds", "data_dir")}
     relevant.update(entry=entry.to_dict(), fold=fold, train=config.train_for(entry).to_dict())
+    if teacher_key is not None:
+        relevant.update(teacher=teacher_key, distill_weight=config.distill.weight)
     return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -162,8 +175,11 @@ def _distributed() -> tuple[bool, int, int]:
 
 # ----------------------------------------------------------------------------- training
 def train_model(config: Config, model_entry: ModelSpec, fold: int | None, out_dir: str | os.PathLike,
-                on_epoch: EpochCallback | None = None) -> dict:
-    """Train ``model_entry`` on ``fold`` (None = all rows) into ``out_dir``; returns metrics.json's dict."""
+                on_epoch: EpochCallback | None = None, teacher: BatchTeacher | None = None) -> dict:
+    """Train ``model_entry`` on ``fold`` (None = all rows) into ``out_dir``; returns metrics.json's dict.
+
+    With a ``teacher`` the loss is ``(1 - w) * loss(ground truth) + w * loss(teacher's points)``,
+    ``w = config.distill.weight`` (knowledge distillation, :mod:`facelm.training.distill`)."""
     out_dir = Path(out_dir)
     cfg = config.train_for(model_entry)
     seed = config.seed
@@ -193,10 +209,13 @@ def train_model(config: Config, model_entry: ModelSpec, fold: int | None, out_di
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) if distributed else model
     point_loss = create_loss(cfg.loss)
+    if teacher is not None:
+        teacher = teacher.to(device)
+    taught = config.distill.weight if teacher is not None else 0.0
 
     ckpt_path = out_dir / "last.ckpt"
     print_ = (lambda *a: print(*a, file=sys.stderr)) if rank == 0 else (lambda *a: None)
-    key = fingerprint(config, model_entry, fold)
+    key = fingerprint(config, model_entry, fold, teacher.key if teacher is not None else None)
     start_epoch, history, step = 0, [], 0
     if ckpt_path.exists():
         state = torch.load(ckpt_path, map_location=device, weights_only=False)
@@ -227,7 +246,11 @@ def train_model(config: Config, model_entry: ModelSpec, fold: int | None, out_di
             batch = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
             with torch.autocast(device.type, enabled=use_amp):
                 out = net(batch["image"])
-            total, _ = model.loss({k: v.float() for k, v in out.items()}, batch, point_loss)
+            out = {k: v.float() for k, v in out.items()}
+            total, _ = model.loss(out, batch, point_loss)
+            if teacher is not None:
+                from_teacher, _ = model.loss(out, {**batch, "landmarks": teacher(batch["image"])}, point_loss)
+                total = (1 - taught) * total + taught * from_teacher
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(total).backward()
             if cfg.grad_clip > 0:
@@ -260,11 +283,13 @@ def train_model(config: Config, model_entry: ModelSpec, fold: int | None, out_di
 
     if rank != 0:
         return {}
+    extra = teacher.record | {"distill_weight": taught} if teacher is not None else {}
     return _write_outputs(config, model_entry, fold, out_dir, ema.module, data, history, cfg, size_mb, params,
-                          train_images / train_seconds if train_seconds else None, device)
+                          train_images / train_seconds if train_seconds else None, device, extra)
 
 
-def _write_outputs(config, entry, fold, out_dir, model, data, history, cfg, size_mb, params, img_s, device) -> dict:
+def _write_outputs(config, entry, fold, out_dir, model, data, history, cfg, size_mb, params, img_s, device,
+                   extra: dict) -> dict:
     model = copy.deepcopy(model).cpu().eval()
     val_pred = predict_normalised(model, data.val, 64, 0, "cpu") * data.val.source_size
     val_gt = data.val.landmarks_norm() * data.val.source_size
@@ -273,6 +298,7 @@ def _write_outputs(config, entry, fold, out_dir, model, data, history, cfg, size
         "val_nme_384": 100 * float(nme(val_pred, val_gt).mean()),
         "size_mb": size_mb, "params": params,
         "train_img_s": img_s if img_s is not None else _previous_speed(out_dir),
+        **extra,
     }
     if fold is not None:
         oof_set = data.subset(data.oof_rows, augment=False)
