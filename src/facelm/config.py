@@ -230,6 +230,7 @@ class Train(_Section):
     ema_decay: float
     grad_clip: float
     loss: str
+    jaw_convention: str
     amp: bool
     workers: int
 
@@ -284,6 +285,7 @@ class Config(_Section):
     make_demo_data: bool
     splits: Splits
     train_sets: tuple[str, ...]
+    train_set_options: FrozenDict
     results_dir: str
     submissions_dir: str
     run_name: str

@@ -47,6 +47,7 @@ from facelm.metrics import nme
 from facelm.models import count_params, create_model, model_size_mb
 
 EpochCallback = Callable[[int, float], None]
+JAW = slice(0, 17)  # the jaw-line points, where 2D and 3D label conventions differ
 
 
 class BatchTeacher(Protocol):
@@ -70,8 +71,13 @@ def seed_everything(seed: int) -> None:
 class RunData:
     """Caches and datasets of one run: training rows, held-out (OOF) rows, validation."""
 
-    def __init__(self, config: Config, fold: int | None, size: int, seed: int):
+    def __init__(self, config: Config, fold: int | None, size: int, seed: int, jaw_convention: str = "any"):
         pre = config.preprocess
+        unknown = sorted(set(config.train_set_options) - set(config.train_sets))
+        if unknown:
+            raise FacelmError(f"train_set_options names {unknown[0]!r}, which is not in train_sets")
+        self.options = [config.train_set_options.get(entry, {}) for entry in config.train_sets]
+        self.jaw_convention = jaw_convention
         self.sets: list[LandmarkDataset] = []
         for entry in config.train_sets:
             key = layout.dataset_key(entry)
@@ -111,11 +117,22 @@ class RunData:
         return make_folds(n_rows, config.folds.k, config.seed)
 
     def subset(self, rows: np.ndarray, augment: bool) -> ConcatDataset:
+        """The datasets of ``rows``; for training (``augment``) each set ``repeat`` times (differently
+        augmented copies) and, under a jaw convention, with its ``jaw_mask`` (0: another convention)."""
         parts = []
         for i, base in enumerate(self.sets):
             local = rows[(rows >= self.offsets[i]) & (rows < self.offsets[i + 1])] - self.offsets[i]
-            if len(local):
-                parts.append(LandmarkDataset(base.cache_dir, local, self.augment if augment else None, self.seed))
+            if not len(local):
+                continue
+            if not augment:
+                parts.append(LandmarkDataset(base.cache_dir, local, None, self.seed))
+                continue
+            convention = self.options[i].get("convention", "unspecified")
+            extra = None
+            if self.jaw_convention != "any":
+                extra = {"jaw_mask": float(convention in ("unspecified", self.jaw_convention))}
+            for copy_no in range(self.options[i].get("repeat", 1)):
+                parts.append(LandmarkDataset(base.cache_dir, local, self.augment, self.seed + copy_no, extra))
         return ConcatDataset(parts)
 
     def landmarks_norm(self, rows: np.ndarray) -> np.ndarray:
@@ -134,6 +151,14 @@ def predict_normalised(model: torch.nn.Module, dataset, batch_size: int, workers
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers)
     out = [model(batch["image"].to(device))["landmarks"].float().cpu().numpy() for batch in loader]
     return np.concatenate(out) if out else np.zeros((0, 68, 2), np.float32)
+
+
+def mask_jaw(target: torch.Tensor, pred: torch.Tensor, jaw_mask: torch.Tensor) -> torch.Tensor:
+    """Targets whose jaw points (0-16) are the model's own (detached) prediction where ``jaw_mask``
+    is 0: a label of another convention then adds no point error (and no gradient) there."""
+    keep = jaw_mask.view(-1, 1, 1).bool()
+    jaw = torch.where(keep, target[:, JAW], pred[:, JAW].detach())
+    return torch.cat([jaw, target[:, JAW.stop:]], dim=1)
 
 
 # ----------------------------------------------------------------------------- optimisation
@@ -159,7 +184,8 @@ def make_scheduler(optimizer, warmup_steps: int, total_steps: int) -> torch.opti
 def fingerprint(config: Config, entry: ModelSpec, fold: int | None, teacher_key: str | None = None) -> str:
     """What a checkpoint must match to be resumed (everything that changes the training)."""
     data = config.to_dict()
-    relevant = {k: data[k] for k in ("train_sets", "splits", "seed", "preprocess", "augment", "folds", "data_dir")}
+    relevant = {k: data[k] for k in ("train_sets", "train_set_options", "splits", "seed", "preprocess", "augment",
+                                     "folds", "data_dir")}
     relevant.update(entry=entry.to_dict(), fold=fold, train=config.train_for(entry).to_dict())
     if teacher_key is not None:
         relevant.update(teacher=teacher_key, distill_weight=config.distill.weight)
@@ -192,7 +218,7 @@ def train_model(config: Config, model_entry: ModelSpec, fold: int | None, out_di
     if size_mb > config.budget_mb:
         raise FacelmError(f"model {model_entry.id} is {size_mb:.2f} MB, over the budget of {config.budget_mb} MB")
 
-    data = RunData(config, fold, cfg.size, seed)
+    data = RunData(config, fold, cfg.size, seed, cfg.jaw_convention)
     model.fit_priors(data.landmarks_norm(data.train_rows))
     model.to(device)
     train_set = data.subset(data.train_rows, augment=True)
@@ -247,6 +273,8 @@ def train_model(config: Config, model_entry: ModelSpec, fold: int | None, out_di
             with torch.autocast(device.type, enabled=use_amp):
                 out = net(batch["image"])
             out = {k: v.float() for k, v in out.items()}
+            if "jaw_mask" in batch:
+                batch = {**batch, "landmarks": mask_jaw(batch["landmarks"], out["landmarks"], batch["jaw_mask"])}
             total, _ = model.loss(out, batch, point_loss)
             if teacher is not None:
                 from_teacher, _ = model.loss(out, {**batch, "landmarks": teacher(batch["image"])}, point_loss)
