@@ -1,6 +1,7 @@
 # facelm: the challenge pipeline as a DAG.
 #   snakemake --cores 8            # everything: checks, caches, folds, tuning, training, ensemble, submission, report
 #   snakemake submission           # the same, up to submissions/<run_name>/solution.zip
+#   snakemake distill              # with distill.enabled: the student of the teacher ensemble
 #   snakemake ablation             # every surveyed method, same short schedule -> results/ablation.md
 # Rules are thin: each calls one `facelm` command (see `facelm --help`), so every step also
 # runs by hand. The config is validated against the schema before any rule runs.
@@ -21,4 +22,5 @@ rule all:
     input:
         SUBMISSION_ZIP,
         REPORT,
+        [STUDENT_DIR / "metrics.json"] if DISTILL else [],
     default_target: True

@@ -57,3 +57,14 @@ def test_bad_config_stops_before_any_rule_with_one_line(workdir, override, key):
     assert len(errors) == 1 and key in errors[0], result.stderr
     assert "Traceback" not in result.stderr
     assert not (workdir / "results" / "checks").exists()
+
+
+def test_challenge_mode_with_distillation_submits_the_student(workdir):
+    (workdir / "distill.yaml").write_text("distill: {enabled: true}\nensemble: {single_model: true}\n")
+    result = snakemake("-n", "-p", "submission", "--configfile", str(workdir / "config.yaml"), str(workdir / "distill.yaml"),
+                       cwd=workdir)
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = result.stdout
+    assert "rule teacher:" in out and "rule distill:" in out
+    ensemble_cmd = next(line for line in out.splitlines() if " ensemble --config" in line and "--teacher" not in line)
+    assert "--runs results/distill/" in ensemble_cmd and "results/runs/" not in ensemble_cmd

@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "folds": ("facelm.data.folds", "write the seeded K-fold split of the training sets"),
     "train": ("facelm.training.trainer", "train one model (optionally one fold)"),
     "evaluate": ("facelm.challenge.evaluate", "score a model on a labelled folder (NME, FR, AUC, CED)"),
+    "distill": ("facelm.training.distill", "train one student under a teacher (model or ensemble) and the labels"),
     "tune": ("facelm.training.tune", "run Optuna trials on a shared SQLite study"),
     "ensemble": ("facelm.challenge.ensemble", "pick a size-budgeted ensemble from out-of-fold predictions"),
     "submit": ("facelm.challenge.submission", "predict a test folder and write solution.txt + solution.zip"),

@@ -231,6 +231,7 @@ class Train(_Section):
     ema_decay: float
     grad_clip: float
     loss: str
+    jaw_convention: str
     amp: bool
     workers: int
     val_every: int
@@ -261,6 +262,16 @@ class Ensemble(_Section):
 
 
 @dataclass(frozen=True)
+class Distill(_Section):
+    enabled: bool
+    teacher: str
+    teacher_budget_mb: float
+    hflip_tta: bool
+    weight: float
+    student: ModelSpec
+
+
+@dataclass(frozen=True)
 class Ablation(_Section):
     methods: tuple[str, ...]
     epochs: int
@@ -276,6 +287,7 @@ class Config(_Section):
     make_demo_data: bool
     splits: Splits
     train_sets: tuple[str, ...]
+    train_set_options: FrozenDict
     results_dir: str
     submissions_dir: str
     run_name: str
@@ -289,6 +301,7 @@ class Config(_Section):
     models: tuple[ModelSpec, ...]
     tune: Tune
     ensemble: Ensemble
+    distill: Distill
     ablation: Ablation
 
     def updated(self, **sections: Any) -> "Config":

@@ -72,5 +72,14 @@ def ensemble_spec(config: Config) -> Path:
     return results_dir(config) / "ensemble" / f"{config.run_name}.json"
 
 
+def teacher_spec(config: Config) -> Path:
+    """The teacher ensemble distillation builds from the run's fold models (any size)."""
+    return results_dir(config) / "ensemble" / f"{config.run_name}.teacher.json"
+
+
+def distill_dir(config: Config, fold: int | None = None) -> Path:
+    return results_dir(config) / "distill" / config.distill.student.id / ("all" if fold is None else f"fold{fold}")
+
+
 def submission_dir(config: Config) -> Path:
     return Path(config.submissions_dir) / config.run_name

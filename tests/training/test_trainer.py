@@ -114,3 +114,50 @@ def test_kill_9_mid_epoch_then_rerun_continues(demo_data, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert "resuming" in result.stderr
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["epochs"] == 6
+
+
+def _two_set_config(demo_data, tmp_path, options, **train):
+    base = _config(demo_data, tmp_path, **train).to_dict()
+    base["train_sets"] = ["synthetics_train", "aflw_val"]
+    base["train_set_options"] = options
+    return parse_config(base)
+
+
+def test_repeat_adds_differently_augmented_copies(demo_data, tmp_path):
+    from facelm.training.trainer import RunData
+
+    config = _two_set_config(demo_data, tmp_path, {"aflw_val": {"repeat": 3}})
+    data = RunData(config, None, 64, 0)
+    train = data.subset(data.train_rows, augment=True)
+    assert len(train) == 48 + 3 * 12
+    first, second = train[48], train[60]  # row 0 of aflw_val in copies 0 and 1
+    assert first["index"] == second["index"] == 0
+    assert not torch.equal(first["image"], second["image"])
+    assert len(data.subset(data.train_rows, augment=False)) == 48 + 12  # evaluation sees each face once
+
+
+def test_jaw_convention_masks_the_other_conventions_jaw(demo_data, tmp_path):
+    from facelm.training.trainer import RunData, mask_jaw
+
+    options = {"synthetics_train": {"convention": "3d_jaw"}, "aflw_val": {"convention": "2d_visible_jaw"}}
+    config = _two_set_config(demo_data, tmp_path, options)
+    data = RunData(config, None, 64, 0, jaw_convention="3d_jaw")
+    train = data.subset(data.train_rows, augment=True)
+    assert float(train[0]["jaw_mask"]) == 1.0 and float(train[48]["jaw_mask"]) == 0.0
+    assert "jaw_mask" not in RunData(config, None, 64, 0).subset(data.train_rows, augment=True)[0]
+
+    target, pred = torch.rand(2, 68, 2), torch.rand(2, 68, 2, requires_grad=True)
+    masked = mask_jaw(target, pred, torch.tensor([1.0, 0.0]))
+    assert torch.equal(masked[0], target[0])
+    assert torch.equal(masked[1, :17], pred[1, :17].detach()) and torch.equal(masked[1, 17:], target[1, 17:])
+    assert not masked.requires_grad
+
+
+def test_jaw_masked_training_runs_and_unknown_set_options_are_refused(demo_data, tmp_path):
+    options = {"aflw_val": {"convention": "2d_visible_jaw", "repeat": 2}}
+    config = _two_set_config(demo_data, tmp_path, options, epochs=1, jaw_convention="3d_jaw")
+    metrics = train_model(config, ModelSpec("pfld_025"), None, tmp_path / "run")
+    assert np.isfinite(metrics["val_nme_384"])
+    bad = _two_set_config(demo_data, tmp_path, {"elsewhere": {"repeat": 2}})
+    with pytest.raises(FacelmError, match="train_set_options names 'elsewhere'"):
+        train_model(bad, ModelSpec("pfld_025"), None, tmp_path / "bad")

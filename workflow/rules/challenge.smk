@@ -2,14 +2,18 @@
 # and the methods ablation.
 
 
+SUBMITTED_RUNS = [STUDENT_DIR] if SUBMIT_STUDENT else RUN_DIRS
+
+
 rule ensemble:
-    """Greedy forward selection on out-of-fold NME, distinct members within budget_mb."""
+    """Greedy forward selection on out-of-fold NME, distinct members within budget_mb (in challenge
+    mode with distillation: the student alone)."""
     input:
-        [run / "metrics.json" for run in RUN_DIRS],
+        [run / "metrics.json" for run in SUBMITTED_RUNS],
     output:
         ENSEMBLE,
     params:
-        runs=RUN_DIRS,
+        runs=SUBMITTED_RUNS,
         ensemble=config["ensemble"],
         budget=config["budget_mb"],
     log:
@@ -18,6 +22,24 @@ rule ensemble:
         "../../envs/facelm.yaml"
     shell:
         "{FACELM} ensemble --config {CONFIG_FILE} --runs {params.runs} --out {output} 2> {log}"
+
+
+rule teacher:
+    """The distillation teacher: greedy ensemble of the fold models within distill.teacher_budget_mb."""
+    input:
+        [run / "metrics.json" for run in RUN_DIRS],
+    output:
+        layout.teacher_spec(CFG),
+    params:
+        runs=RUN_DIRS,
+        ensemble=config["ensemble"],
+        distill=config["distill"],
+    log:
+        RESULTS / "logs" / "teacher.log",
+    conda:
+        "../../envs/facelm.yaml"
+    shell:
+        "{FACELM} ensemble --config {CONFIG_FILE} --runs {params.runs} --teacher --out {output} 2> {log}"
 
 
 rule submission:

@@ -55,6 +55,12 @@ ENSEMBLE = layout.ensemble_spec(CFG)
 SUBMISSION_DIR = layout.submission_dir(CFG)
 SUBMISSION_ZIP = SUBMISSION_DIR / "solution.zip"
 REPORT = RESULTS / "report.md"
+# Distillation: the teacher (distill.teacher, or an ensemble of the run's fold models) and the
+# student's run folder; in challenge mode (ensemble.single_model) the student is the submission.
+DISTILL = CFG.distill.enabled
+TEACHER = Path(CFG.distill.teacher) if CFG.distill.teacher else layout.teacher_spec(CFG)
+STUDENT_DIR = layout.distill_dir(CFG)
+SUBMIT_STUDENT = DISTILL and CFG.ensemble.single_model
 
 
 def check_reports(keys):

@@ -72,3 +72,27 @@ rule train:
 
 
 RUN_DIRS = [layout.run_dir(CFG, mid, fold) for mid in MODEL_IDS for fold in FOLDS]
+
+
+rule distill:
+    """One student within budget_mb learns from the teacher's flip-TTA labels of every augmented image and the ground truth."""
+    input:
+        teacher=TEACHER,
+        caches=caches_for([*TRAIN_KEYS, SPLIT_KEYS["val"]], model_sizes(CFG.distill.student)),
+    output:
+        model=STUDENT_DIR / "model.pt",
+        metrics=STUDENT_DIR / "metrics.json",
+        val=STUDENT_DIR / "val_pred.npy",
+    params:
+        distill=config["distill"],
+        train=config["train"],
+        augment=config["augment"],
+        preprocess=config["preprocess"],
+        out=STUDENT_DIR,
+    threads: workflow.cores
+    log:
+        RESULTS / "logs" / "distill.log",
+    conda:
+        "../../envs/facelm.yaml"
+    shell:
+        "{FACELM} distill --config {CONFIG_FILE} --teacher {input.teacher} --out {params.out} 2> {log}"

@@ -7,7 +7,9 @@ selection with replacement (Caruana et al., 2004) adds, step by step, the candid
 lowers the OOF NME (/384) of the weighted mean, on the rows every candidate covers, as long as
 the distinct selected candidates fit ``budget_mb``; weights are selection counts / steps.
 ``ensemble.single_model: true`` (the challenge's one-model rule) picks the single fold model
-with the lowest OOF NME instead. The spec's ``val_nme_384`` is computed from the members'
+with the lowest OOF NME instead (with distillation the DAG passes only the student's run, so
+the student is the submission). ``--teacher`` builds the distillation teacher: a real ensemble
+within ``distill.teacher_budget_mb``, which may exceed ``budget_mb`` since it is never submitted. The spec's ``val_nme_384`` is computed from the members'
 saved ``val_pred.npy`` (same weights); horizontal-flip TTA (no extra size) is a flag in it.
 """
 
@@ -133,12 +135,22 @@ def add_arguments(parser) -> None:
     parser.add_argument("--config", required=True)
     parser.add_argument("--runs", nargs="+", required=True, help="trained run folders")
     parser.add_argument("--out", help="ensemble spec JSON (default <results_dir>/ensemble/<run_name>.json)")
+    parser.add_argument("--teacher", action="store_true",
+                        help="the distillation teacher: an ensemble within distill.teacher_budget_mb, flip TTA per distill.hflip_tta")
+
+
+def teacher_config(config: Config) -> Config:
+    """The settings a distillation teacher is picked with: a real ensemble, its own size limit."""
+    return config.updated(budget_mb=config.distill.teacher_budget_mb,
+                          ensemble={"single_model": False, "hflip_tta": config.distill.hflip_tta})
 
 
 def main(args) -> int:
     config = load_config(args.config)
+    if args.teacher:
+        config = teacher_config(config)
     spec = build_ensemble(config, args.runs)
-    out = Path(args.out) if args.out else layout.ensemble_spec(config)
+    out = Path(args.out) if args.out else layout.teacher_spec(config) if args.teacher else layout.ensemble_spec(config)
     write_json(out, spec)
     for m in spec["members"]:
         print(f"  {m['model_id']:<32} fold {m['fold']}  weight {m['weight']:.3f}  {m['size_mb']:.2f} MB")

@@ -3,8 +3,9 @@
 Predictions are made in, and compared in, the folder's own 384-pixel frame. Reported (x100):
 ``nme_384`` (the challenge's normaliser, /384), ``nme_box`` (/sqrt(w*h) of the GT box),
 ``nme_io`` (/outer-eye-corner distance), ``fr_box_10`` (failure rate: share of faces with box
-NME > 10 %), ``auc_box_10`` (area under the box-NME CED up to 10 %), plus NME by yaw bin (yaw
-from the ground truth, :mod:`facelm.models.pose`) and a CED curve PNG.
+NME > 10 %), ``auc_box_10`` (area under the box-NME CED up to 10 %), NME by face region (jaw,
+brows, nose, eyes, mouth) overall and per yaw bin (yaw from the ground truth,
+:mod:`facelm.models.pose`), and a CED curve PNG.
 """
 
 from __future__ import annotations
@@ -17,10 +18,25 @@ import numpy as np
 from facelm.atomic import atomic_path, write_json
 from facelm.errors import FacelmError
 from facelm.data.folder import open_folder
+from facelm.landmarks68 import GROUPS
 from facelm.metrics import auc, ced_curve, failure_rate, nme
 from facelm.models.pose import pose_from_landmarks
 
 YAW_BINS = ((0, 30), (30, 60), (60, 90))
+#: Face regions of the 68 points (iBUG order): jaw 0-16, brows 17-26, nose 27-35, eyes 36-47, mouth 48-67.
+REGIONS: dict[str, list[int]] = {
+    "jaw": GROUPS["jaw"],
+    "brows": GROUPS["right_brow"] + GROUPS["left_brow"],
+    "nose": GROUPS["nose_bridge"] + GROUPS["nostrils"],
+    "eyes": GROUPS["right_eye"] + GROUPS["left_eye"],
+    "mouth": GROUPS["outer_lip"] + GROUPS["inner_lip"],
+}
+
+
+def region_nme(pred: np.ndarray, gt: np.ndarray, size: float = 384) -> dict[str, float]:
+    """NME x100 (/size) of each region's points, averaged over faces."""
+    err = np.linalg.norm(pred - gt, axis=-1) / size  # (N, 68)
+    return {name: 100 * float(err[:, idx].mean()) for name, idx in REGIONS.items()}
 
 
 def scores(pred: np.ndarray, gt: np.ndarray, size: float = 384) -> dict:
@@ -31,7 +47,8 @@ def scores(pred: np.ndarray, gt: np.ndarray, size: float = 384) -> dict:
     for low, high in YAW_BINS:
         mask = (yaw >= low) & (yaw < high) if high < 90 else yaw >= low
         bins.append({"yaw_deg": f"{low}-{high}", "n_images": int(mask.sum()),
-                     "nme_384": 100 * float(per_384[mask].mean()) if mask.any() else None})
+                     "nme_384": 100 * float(per_384[mask].mean()) if mask.any() else None,
+                     "by_region": region_nme(pred[mask], gt[mask], size) if mask.any() else None})
     return {
         "nme_384": 100 * float(per_384.mean()),
         "nme_box": 100 * float(per_box.mean()),
@@ -39,8 +56,20 @@ def scores(pred: np.ndarray, gt: np.ndarray, size: float = 384) -> dict:
         "fr_box_10": 100 * failure_rate(per_box, 0.10),
         "auc_box_10": 100 * auc(per_box, 0.10),
         "n_images": int(len(gt)),
+        "by_region": region_nme(pred, gt, size),
         "by_yaw": bins,
     }
+
+
+def region_table(result: dict) -> list[str]:
+    """Markdown table: faces, NME and per-region NME for each yaw bin and for all faces."""
+    lines = ["| yaw (from the labels) | faces | all | " + " | ".join(REGIONS) + " |", "|---" * (3 + len(REGIONS)) + "|"]
+    rows = [(row["yaw_deg"] + "°", row["n_images"], row["nme_384"], row["by_region"]) for row in result["by_yaw"]]
+    rows.append(("all", result["n_images"], result["nme_384"], result["by_region"]))
+    for label, n, value, regions in rows:
+        cells = ["-"] * (1 + len(REGIONS)) if value is None else [f"{value:.2f}"] + [f"{regions[r]:.2f}" for r in REGIONS]
+        lines.append(f"| {label} | {n} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def evaluate(predictor, folder: str | os.PathLike, batch_size: int = 64, hflip_tta: bool | None = None) -> tuple[dict, np.ndarray, np.ndarray]:
@@ -94,9 +123,7 @@ def main(args) -> int:
     print(f"{Path(args.folder).name}: {result['n_images']} faces")
     for key in ("nme_box", "nme_io", "fr_box_10", "auc_box_10"):
         print(f"  {key:<11} {result[key]:.3f}")
-    for row in result["by_yaw"]:
-        value = "-" if row["nme_384"] is None else f"{row['nme_384']:.3f}"
-        print(f"  yaw {row['yaw_deg']:>6}: {row['n_images']:4d} faces, NME/384 {value}")
+    print("\n".join(region_table(result)))
     if args.out:
         write_json(args.out, {"model": str(args.model), "folder": str(args.folder), **result})
     if args.ced:

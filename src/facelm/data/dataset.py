@@ -69,7 +69,9 @@ class LandmarkDataset(_FaceItems):
         indices: Sequence[int] | np.ndarray | None = None,
         augment: Mapping[str, Any] | None = None,
         seed: int = 0,
+        extra: Mapping[str, float] | None = None,
     ):
+        """``extra``: constant per-sample values added to every item (e.g. a loss mask of the set)."""
         cache = open_cache(cache_dir)
         super().__init__(cache.size, augment, seed)
         self.cache_dir = Path(cache_dir)
@@ -83,6 +85,7 @@ class LandmarkDataset(_FaceItems):
         self.rows = rows
         self._landmarks_px = cache.landmarks  # small: (N, 68, 2) float32, kept in memory
         self._images: np.ndarray | None = None  # opened lazily, per process
+        self.extra = {k: torch.tensor(float(v)) for k, v in (extra or {}).items()}
 
     @property
     def labelled(self) -> bool:
@@ -116,7 +119,7 @@ class LandmarkDataset(_FaceItems):
         self._map()
         row = int(self.rows[i])
         landmarks = None if self._landmarks_px is None else self._landmarks_px[row]
-        return self._item(np.array(self._images[row]), landmarks, row)
+        return self._item(np.array(self._images[row]), landmarks, row) | self.extra
 
 
 class FolderDataset(_FaceItems):

@@ -89,7 +89,7 @@ def _load_source(source: str | os.PathLike) -> tuple[LandmarkGraph, dict]:
         raise FacelmError(f"not an ensemble spec ({type(err).__name__}: {err})", path) from None
     if not entries:
         raise FacelmError("ensemble spec has no members", path)
-    from facelm.inference.loading import resolve_member_path
+    from facelm.models.checkpoint import resolve_member_path
 
     models, sizes, gammas, members = [], [], set(), []
     for member, weight in entries:

@@ -19,6 +19,7 @@ from facelm.errors import FacelmError
 from facelm.inference.base import BasePredictor, Images
 from facelm.inference.onnx_predictor import OnnxPredictor
 from facelm.inference.predictor import Predictor
+from facelm.models.checkpoint import resolve_member_path
 
 
 class EnsemblePredictor(BasePredictor):
@@ -46,11 +47,6 @@ class EnsemblePredictor(BasePredictor):
         tta = self.hflip_tta if hflip_tta is None else hflip_tta
         preds = [m.predict(images, batch_size, tta) for m in self.members]
         return np.tensordot(self.weights, np.stack(preds), axes=1).astype(np.float32)
-
-
-def resolve_member_path(spec_path: Path, member: str) -> Path:
-    member_path = Path(member)
-    return member_path if member_path.is_absolute() or member_path.exists() else spec_path.parent / member_path
 
 
 def load_predictor(path: str | os.PathLike, device: str | None = None) -> BasePredictor:

@@ -63,15 +63,17 @@ def list_families() -> dict[str, str]:
 
 
 def create_model(name: str, **kwargs) -> nn.Module:
-    """Build a registered model (weights always from scratch: the challenge forbids pretraining).
+    """Build a registered model (random weights unless a model takes a `pretrained` file: the challenge trains from scratch).
 
     The built model remembers how it was made in ``model.spec`` (resolved name and
-    kwargs), which checkpoints save so the model can be rebuilt exactly.
+    kwargs, less the ``INIT_ONLY`` ones such as a ``pretrained`` weights path), which
+    checkpoints save so the model can be rebuilt exactly.
     """
     variant = resolve_name(name)
     try:
         model = _MODEL_ENTRYPOINTS[variant](**kwargs)
     except TypeError as err:
         raise FacelmError(f"model {variant!r}: bad arguments {kwargs} ({err})") from None
-    model.spec = {"name": variant, "kwargs": dict(kwargs)}
+    init_only = getattr(model, "INIT_ONLY", ())
+    model.spec = {"name": variant, "kwargs": {k: v for k, v in kwargs.items() if k not in init_only}}
     return model

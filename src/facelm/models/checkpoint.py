@@ -50,3 +50,10 @@ def load_model(path: str | os.PathLike) -> tuple[torch.nn.Module, dict]:
     except RuntimeError as err:
         raise FacelmError(f"weights do not fit model {data['spec']['name']} ({str(err).splitlines()[0]})", path) from None
     return model.eval(), data["meta"]
+
+
+def resolve_member_path(spec_path: str | os.PathLike, member: str) -> Path:
+    """A model path named in an ensemble spec: as written (absolute or from the working
+    directory) when it exists there, else relative to the spec's folder."""
+    member_path = Path(member)
+    return member_path if member_path.is_absolute() or member_path.exists() else Path(spec_path).parent / member_path

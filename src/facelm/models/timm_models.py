@@ -1,16 +1,24 @@
 """timm backbones with a regression or heatmap head.
 
-The backbone is created with ``features_only=True, pretrained=False`` (the challenge
-trains from scratch), so its classifier is dropped and only the feature pyramid counts
-towards the size budget. Each public variant is one line; ``head`` picks the head.
+The backbone is created with ``features_only=True`` and, by default, random weights (the
+challenge trains from scratch), so its classifier is dropped and only the feature pyramid
+counts towards the size budget. ``pretrained=PATH`` initialises it from a local timm weights
+file (``.safetensors``, or ``.pth``/``.bin`` read with ``torch.load(weights_only=True)``) --
+for general-purpose models; with internet, timm's own downloads work the same way. Each public
+variant is one line; ``head`` picks the head.
 """
 
 from __future__ import annotations
+
+import os
+from pathlib import Path
 
 import numpy as np
 import timm
 import torch
 import torch.nn as nn
+
+from facelm.errors import FacelmError
 
 from facelm.models._registry import register_model
 from facelm.models.base import LandmarkModel, PointLoss
@@ -29,7 +37,12 @@ class TimmLandmarkModel(LandmarkModel):
         heatmap_channels: FPN width of the heatmap head.
         heatmap_weight: weight of the heatmap cross-entropy next to the coordinate loss.
         sigma: target Gaussian width in heatmap cells.
+        pretrained: a local timm weights file for the backbone (used at creation only; saved
+            models carry the weights, not the path).
     """
+
+    #: kwargs that only matter when the model is first built (left out of ``model.spec``).
+    INIT_ONLY = ("pretrained",)
 
     def __init__(
         self,
@@ -38,6 +51,7 @@ class TimmLandmarkModel(LandmarkModel):
         heatmap_channels: int = 64,
         heatmap_weight: float = 0.1,
         sigma: float = 1.5,
+        pretrained: str | os.PathLike | None = None,
         **backbone_kwargs,
     ):
         super().__init__()
@@ -45,7 +59,7 @@ class TimmLandmarkModel(LandmarkModel):
             raise ValueError(f"head must be one of {HEADS}, not {head!r}")
         self.head_type = head
         self.heatmap_weight = heatmap_weight
-        self.backbone = timm.create_model(backbone, pretrained=False, features_only=True, **backbone_kwargs)
+        self.backbone = _backbone(backbone, pretrained, **backbone_kwargs)
         channels = self.backbone.feature_info.channels()
         reductions = self.backbone.feature_info.reduction()
         if head == "heatmap":
@@ -79,6 +93,21 @@ class TimmLandmarkModel(LandmarkModel):
         heat = self.head.codec(logits).heatmap_loss(logits, batch["landmarks"])
         total = points + self.heatmap_weight * heat
         return total, {"points": float(points.detach()), "heatmap": float(heat.detach())}
+
+
+def _backbone(name: str, pretrained: str | os.PathLike | None, **kwargs) -> nn.Module:
+    """A timm feature pyramid: random weights, or the backbone weights of a local file."""
+    if not pretrained:
+        return timm.create_model(name, pretrained=False, features_only=True, **kwargs)
+    path = Path(pretrained)
+    if not path.is_file():
+        raise FacelmError("pretrained weights file not found", path)
+    try:
+        return timm.create_model(name, pretrained=True, features_only=True,
+                                 pretrained_cfg_overlay={"file": str(path), "url": "", "hf_hub_id": ""}, **kwargs)
+    except Exception as err:  # noqa: BLE001 -- any failure to read an untrusted weights file is one message
+        first = str(err).strip().splitlines()[0][:160] if str(err).strip() else ""
+        raise FacelmError(f"not timm weights for {name} ({type(err).__name__}: {first})", path) from None
 
 
 def _timm(backbone: str, **kwargs) -> TimmLandmarkModel:

@@ -25,7 +25,7 @@ import random
 import sys
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Protocol
 
 import numpy as np
 import torch
@@ -49,6 +49,18 @@ from facelm.metrics import nme
 from facelm.models import count_params, create_model, model_size_mb
 
 EpochCallback = Callable[[int, float], None]
+JAW = slice(0, 17)  # the jaw-line points, where 2D and 3D label conventions differ
+
+
+class BatchTeacher(Protocol):
+    """What distillation hands the trainer (:class:`facelm.training.distill.Teacher`)."""
+
+    key: str  # identifies weights and settings (part of the resume fingerprint)
+    record: dict  # merged into metrics.json
+
+    def to(self, device) -> "BatchTeacher": ...
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor: ...  # (B,3,S,S) pixels -> (B,68,2) normalised
 
 
 def seed_everything(seed: int) -> None:
@@ -61,8 +73,13 @@ def seed_everything(seed: int) -> None:
 class RunData:
     """Caches and datasets of one run: training rows, held-out (OOF) rows, validation."""
 
-    def __init__(self, config: Config, fold: int | None, size: int, seed: int):
+    def __init__(self, config: Config, fold: int | None, size: int, seed: int, jaw_convention: str = "any"):
         pre = config.preprocess
+        unknown = sorted(set(config.train_set_options) - set(config.train_sets))
+        if unknown:
+            raise FacelmError(f"train_set_options names {unknown[0]!r}, which is not in train_sets")
+        self.options = [config.train_set_options.get(entry, {}) for entry in config.train_sets]
+        self.jaw_convention = jaw_convention
         self.sets: list[LandmarkDataset] = []
         for entry in config.train_sets:
             key = layout.dataset_key(entry)
@@ -102,11 +119,22 @@ class RunData:
         return make_folds(n_rows, config.folds.k, config.seed)
 
     def subset(self, rows: np.ndarray, augment: bool) -> ConcatDataset:
+        """The datasets of ``rows``; for training (``augment``) each set ``repeat`` times (differently
+        augmented copies) and, under a jaw convention, with its ``jaw_mask`` (0: another convention)."""
         parts = []
         for i, base in enumerate(self.sets):
             local = rows[(rows >= self.offsets[i]) & (rows < self.offsets[i + 1])] - self.offsets[i]
-            if len(local):
-                parts.append(LandmarkDataset(base.cache_dir, local, self.augment if augment else None, self.seed))
+            if not len(local):
+                continue
+            if not augment:
+                parts.append(LandmarkDataset(base.cache_dir, local, None, self.seed))
+                continue
+            convention = self.options[i].get("convention", "unspecified")
+            extra = None
+            if self.jaw_convention != "any":
+                extra = {"jaw_mask": float(convention in ("unspecified", self.jaw_convention))}
+            for copy_no in range(self.options[i].get("repeat", 1)):
+                parts.append(LandmarkDataset(base.cache_dir, local, self.augment, self.seed + copy_no, extra))
         return ConcatDataset(parts)
 
     def landmarks_norm(self, rows: np.ndarray) -> np.ndarray:
@@ -125,6 +153,14 @@ def predict_normalised(model: torch.nn.Module, dataset, batch_size: int, workers
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers)
     out = [model(batch["image"].to(device))["landmarks"].float().cpu().numpy() for batch in loader]
     return np.concatenate(out) if out else np.zeros((0, 68, 2), np.float32)
+
+
+def mask_jaw(target: torch.Tensor, pred: torch.Tensor, jaw_mask: torch.Tensor) -> torch.Tensor:
+    """Targets whose jaw points (0-16) are the model's own (detached) prediction where ``jaw_mask``
+    is 0: a label of another convention then adds no point error (and no gradient) there."""
+    keep = jaw_mask.view(-1, 1, 1).bool()
+    jaw = torch.where(keep, target[:, JAW], pred[:, JAW].detach())
+    return torch.cat([jaw, target[:, JAW.stop:]], dim=1)
 
 
 # ----------------------------------------------------------------------------- optimisation
@@ -147,11 +183,14 @@ def make_scheduler(optimizer, warmup_steps: int, total_steps: int) -> torch.opti
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def fingerprint(config: Config, entry: ModelSpec, fold: int | None) -> str:
+def fingerprint(config: Config, entry: ModelSpec, fold: int | None, teacher_key: str | None = None) -> str:
     """What a checkpoint must match to be resumed (everything that changes the training)."""
     data = config.to_dict()
-    relevant = {k: data[k] for k in ("train_sets", "splits", "seed", "preprocess", "augment", "folds", "data_dir")}
+    relevant = {k: data[k] for k in ("train_sets", "train_set_options", "splits", "seed", "preprocess", "augment",
+                                     "folds", "data_dir")}
     relevant.update(entry=entry.to_dict(), fold=fold, train=config.train_for(entry).to_dict())
+    if teacher_key is not None:
+        relevant.update(teacher=teacher_key, distill_weight=config.distill.weight)
     return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -164,8 +203,11 @@ def _distributed() -> tuple[bool, int, int]:
 
 # ----------------------------------------------------------------------------- training
 def train_model(config: Config, model_entry: ModelSpec, fold: int | None, out_dir: str | os.PathLike,
-                on_epoch: EpochCallback | None = None) -> dict:
-    """Train ``model_entry`` on ``fold`` (None = all rows) into ``out_dir``; returns metrics.json's dict."""
+                on_epoch: EpochCallback | None = None, teacher: BatchTeacher | None = None) -> dict:
+    """Train ``model_entry`` on ``fold`` (None = all rows) into ``out_dir``; returns metrics.json's dict.
+
+    With a ``teacher`` the loss is ``(1 - w) * loss(ground truth) + w * loss(teacher's points)``,
+    ``w = config.distill.weight`` (knowledge distillation, :mod:`facelm.training.distill`)."""
     clock = PhaseClock()
     out_dir = Path(out_dir)
     cfg = config.train_for(model_entry)
@@ -179,7 +221,7 @@ def train_model(config: Config, model_entry: ModelSpec, fold: int | None, out_di
     if size_mb > config.budget_mb:
         raise FacelmError(f"model {model_entry.id} is {size_mb:.2f} MB, over the budget of {config.budget_mb} MB")
 
-    data = RunData(config, fold, cfg.size, seed)
+    data = RunData(config, fold, cfg.size, seed, cfg.jaw_convention)
     model.fit_priors(data.landmarks_norm(data.train_rows))
     model.to(device)
     # augment.backend batch: raw uint8 batches from the cache, augmented on the device (see batch_augment)
@@ -205,10 +247,13 @@ def train_model(config: Config, model_entry: ModelSpec, fold: int | None, out_di
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) if distributed else model
     point_loss = create_loss(cfg.loss)
+    if teacher is not None:
+        teacher = teacher.to(device)
+    taught = config.distill.weight if teacher is not None else 0.0
 
     ckpt_path = out_dir / "last.ckpt"
     print_ = (lambda *a: print(*a, file=sys.stderr)) if rank == 0 else (lambda *a: None)
-    key = fingerprint(config, model_entry, fold)
+    key = fingerprint(config, model_entry, fold, teacher.key if teacher is not None else None)
     start_epoch, history, step = 0, [], 0
     if ckpt_path.exists():
         state = torch.load(ckpt_path, map_location=device, weights_only=False)
@@ -246,7 +291,13 @@ def train_model(config: Config, model_entry: ModelSpec, fold: int | None, out_di
             clock.lap("to device + batch augment")
             with torch.autocast(device.type, enabled=use_amp):
                 out = net(batch["image"])
-            total, _ = model.loss({k: v.float() for k, v in out.items()}, batch, point_loss)
+            out = {k: v.float() for k, v in out.items()}
+            if "jaw_mask" in batch:
+                batch = {**batch, "landmarks": mask_jaw(batch["landmarks"], out["landmarks"], batch["jaw_mask"])}
+            total, _ = model.loss(out, batch, point_loss)
+            if teacher is not None:
+                from_teacher, _ = model.loss(out, {**batch, "landmarks": teacher(batch["image"])}, point_loss)
+                total = (1 - taught) * total + taught * from_teacher
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(total).backward()
             if cfg.grad_clip > 0:
@@ -289,8 +340,9 @@ def train_model(config: Config, model_entry: ModelSpec, fold: int | None, out_di
 
     if rank != 0:
         return {}
+    extra = teacher.record | {"distill_weight": taught} if teacher is not None else {}
     return _write_outputs(config, model_entry, fold, out_dir, ema.module, data, history, cfg, size_mb, params,
-                          train_images / train_seconds if train_seconds else None, clock)
+                          train_images / train_seconds if train_seconds else None, clock, extra)
 
 
 class PhaseClock:
@@ -313,7 +365,8 @@ class PhaseClock:
         return {name: round(value, 2) for name, value in self.seconds.items()}
 
 
-def _write_outputs(config, entry, fold, out_dir, model, data, history, cfg, size_mb, params, img_s, clock) -> dict:
+def _write_outputs(config, entry, fold, out_dir, model, data, history, cfg, size_mb, params, img_s, clock,
+                   extra: dict) -> dict:
     model = copy.deepcopy(model).cpu().eval()
     val_pred = predict_normalised(model, data.val, 64, 0, "cpu") * data.val.source_size
     val_gt = data.val.landmarks_norm() * data.val.source_size
@@ -322,6 +375,7 @@ def _write_outputs(config, entry, fold, out_dir, model, data, history, cfg, size
         "val_nme_384": 100 * float(nme(val_pred, val_gt).mean()),
         "size_mb": size_mb, "params": params,
         "train_img_s": img_s if img_s is not None else _previous_speed(out_dir),
+        **extra,
     }
     if fold is not None:
         oof_set = data.subset(data.oof_rows, augment=False)

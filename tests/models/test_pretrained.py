@@ -1,0 +1,51 @@
+"""Initialising a timm backbone from a local weights file (``pretrained: PATH`` in model kwargs)."""
+
+from __future__ import annotations
+
+import pytest
+import timm
+import torch
+from safetensors.torch import save_file
+
+from facelm.errors import FacelmError
+from facelm.models import create_model
+
+
+@pytest.fixture(scope="module")
+def timm_weights():
+    """A full timm classifier's state dict with recognisable weights (seeded, not the default init)."""
+    torch.manual_seed(1)
+    model = timm.create_model("mobilenetv3_small_050", pretrained=False)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_()
+    return model.state_dict()
+
+
+@pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
+def test_backbone_starts_from_the_file(timm_weights, tmp_path, suffix):
+    path = tmp_path / f"w{suffix}"
+    if suffix == ".pth":
+        torch.save(timm_weights, path)
+    else:
+        save_file({k: v.contiguous() for k, v in timm_weights.items()}, str(path))
+    model = create_model("mobilenetv3_small_050", head="heatmap", pretrained=str(path))
+    loaded = model.backbone.state_dict()
+    assert torch.equal(loaded["conv_stem.weight"], timm_weights["conv_stem.weight"])
+    assert torch.equal(loaded["blocks.2.0.conv_pw.weight"], timm_weights["blocks.2.0.conv_pw.weight"])
+    assert "pretrained" not in model.spec["kwargs"]  # saved models carry weights, not the path
+    scratch = create_model("mobilenetv3_small_050", head="heatmap")
+    assert not torch.equal(scratch.backbone.state_dict()["conv_stem.weight"], loaded["conv_stem.weight"])
+
+
+def test_bad_weights_file_is_one_line(tmp_path):
+    with pytest.raises(FacelmError, match="pretrained weights file not found"):
+        create_model("mobilenetv3_small_050", head="heatmap", pretrained=str(tmp_path / "none.pth"))
+    (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(FacelmError, match="not timm weights for mobilenetv3_small_050") as err:
+        create_model("mobilenetv3_small_050", head="heatmap", pretrained=str(tmp_path / "junk.pth"))
+    assert "\n" not in str(err.value)
+    other = timm.create_model("lcnet_050", pretrained=False).state_dict()
+    torch.save(other, tmp_path / "other.pth")
+    with pytest.raises(FacelmError, match="not timm weights"):
+        create_model("mobilenetv3_small_050", head="heatmap", pretrained=str(tmp_path / "other.pth"))
