@@ -232,6 +232,7 @@ class Train(_Section):
     grad_clip: float
     loss: str
     jaw_convention: str
+    pose_balance: float
     amp: bool
     workers: int
     val_every: int

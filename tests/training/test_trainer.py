@@ -136,6 +136,30 @@ def test_repeat_adds_differently_augmented_copies(demo_data, tmp_path):
     assert len(data.subset(data.train_rows, augment=False)) == 48 + 12  # evaluation sees each face once
 
 
+def test_pose_balance_oversamples_turned_faces(aflw_val, tmp_path):
+    """On the real AFLW crops (many turned faces): rarer yaw bins get round(n_largest / n_bin) copies."""
+    from facelm.models.pose import pose_from_landmarks
+    from facelm.training.trainer import RunData
+
+    config = parse_config({"data_dir": str(aflw_val.parent), "train_sets": ["aflw_val"], "splits": {"val": "aflw_val"},
+                           "results_dir": str(tmp_path / "results"), "models": [{"name": "pfld_025"}]})
+    plain = RunData(config, None, 64, 0)
+    yaw = np.abs(np.degrees(pose_from_landmarks(plain.landmarks_norm(plain.train_rows) * 384, 384)[:, 0]))
+    bins = [yaw < 30, (yaw >= 30) & (yaw < 60), yaw >= 60]
+    sizes = [int(b.sum()) for b in bins]
+    assert sizes[0] > sizes[1] > 0 and sizes[2] > 0
+    assert (plain.pose_copies(plain.train_rows) == 1).all()
+
+    balanced = RunData(config, None, 64, 0, pose_balance=1.0)
+    copies = balanced.pose_copies(balanced.train_rows)
+    for in_bin, n in zip(bins, sizes):
+        assert (copies[in_bin] == min(8, round(max(sizes) / n))).all()
+    assert copies.max() > 1
+    train = balanced.subset(balanced.train_rows, augment=True)
+    assert len(train) == copies.sum()
+    assert len(balanced.subset(balanced.train_rows, augment=False)) == len(yaw)
+
+
 def test_jaw_convention_masks_the_other_conventions_jaw(demo_data, tmp_path):
     from facelm.training.trainer import RunData, mask_jaw
 

@@ -45,6 +45,7 @@ from facelm.data.dataset import LandmarkDataset, derive_seed, make_loader, set_l
 from facelm.errors import FacelmError
 from facelm.data.folds import make_folds, read_folds
 from facelm.models.losses import create_loss
+from facelm.models.pose import pose_from_landmarks
 from facelm.metrics import nme
 from facelm.models import count_params, create_model, model_size_mb
 
@@ -70,16 +71,22 @@ def seed_everything(seed: int) -> None:
 
 
 # ----------------------------------------------------------------------------- data
+#: upper edges (degrees) of the yaw bins 0-30 and 30-60; 60 and above is the last bin
+YAW_BIN_EDGES = (30.0, 60.0)
+
+
 class RunData:
     """Caches and datasets of one run: training rows, held-out (OOF) rows, validation."""
 
-    def __init__(self, config: Config, fold: int | None, size: int, seed: int, jaw_convention: str = "any"):
+    def __init__(self, config: Config, fold: int | None, size: int, seed: int, jaw_convention: str = "any",
+                 pose_balance: float = 0.0):
         pre = config.preprocess
         unknown = sorted(set(config.train_set_options) - set(config.train_sets))
         if unknown:
             raise FacelmError(f"train_set_options names {unknown[0]!r}, which is not in train_sets")
         self.options = [config.train_set_options.get(entry, {}) for entry in config.train_sets]
         self.jaw_convention = jaw_convention
+        self.pose_balance = pose_balance
         self.sets: list[LandmarkDataset] = []
         for entry in config.train_sets:
             key = layout.dataset_key(entry)
@@ -119,11 +126,14 @@ class RunData:
         return make_folds(n_rows, config.folds.k, config.seed)
 
     def subset(self, rows: np.ndarray, augment: bool) -> ConcatDataset:
-        """The datasets of ``rows``; for training (``augment``) each set ``repeat`` times (differently
-        augmented copies) and, under a jaw convention, with its ``jaw_mask`` (0: another convention)."""
+        """The datasets of ``rows``; for training (``augment``) each row as many times as its set's
+        ``repeat`` times its pose copies (:meth:`pose_copies`), each copy differently augmented, and,
+        under a jaw convention, with its set's ``jaw_mask`` (0: another convention)."""
         parts = []
+        copies = self.pose_copies(rows) if augment else np.ones(len(rows), np.int64)
         for i, base in enumerate(self.sets):
-            local = rows[(rows >= self.offsets[i]) & (rows < self.offsets[i + 1])] - self.offsets[i]
+            in_set = (rows >= self.offsets[i]) & (rows < self.offsets[i + 1])
+            local = rows[in_set] - self.offsets[i]
             if not len(local):
                 continue
             if not augment:
@@ -133,9 +143,26 @@ class RunData:
             extra = None
             if self.jaw_convention != "any":
                 extra = {"jaw_mask": float(convention in ("unspecified", self.jaw_convention))}
-            for copy_no in range(self.options[i].get("repeat", 1)):
-                parts.append(LandmarkDataset(base.cache_dir, local, self.augment, self.seed + copy_no, extra))
+            row_copies = copies[in_set] * self.options[i].get("repeat", 1)
+            for copy_no in range(int(row_copies.max())):
+                parts.append(LandmarkDataset(base.cache_dir, local[row_copies > copy_no], self.augment,
+                                             self.seed + copy_no, extra))
         return ConcatDataset(parts)
+
+    def pose_copies(self, rows: np.ndarray) -> np.ndarray:
+        """Copies per epoch of each row under ``train.pose_balance``: rows whose label yaw falls in a
+        rarer bin (0-30, 30-60, 60-90 degrees) appear ``round((n_largest / n_bin) ** pose_balance)``
+        times (at most 8), so turned faces are not drowned by frontal ones."""
+        if self.pose_balance <= 0 or not len(rows):
+            return np.ones(len(rows), np.int64)
+        landmarks_px = self.landmarks_norm(rows) * 384.0
+        yaw = np.abs(np.degrees(pose_from_landmarks(landmarks_px, 384.0)[:, 0]))
+        bins = np.digitize(yaw, YAW_BIN_EDGES)
+        counts = np.bincount(bins, minlength=len(YAW_BIN_EDGES) + 1).astype(np.float64)
+        per_bin = np.ones_like(counts)
+        present = counts > 0
+        per_bin[present] = np.round((counts.max() / counts[present]) ** self.pose_balance)
+        return np.clip(per_bin, 1, 8).astype(np.int64)[bins]
 
     def landmarks_norm(self, rows: np.ndarray) -> np.ndarray:
         return np.concatenate([d.landmarks_norm() for d in self.sets])[rows]
@@ -221,7 +248,7 @@ def train_model(config: Config, model_entry: ModelSpec, fold: int | None, out_di
     if size_mb > config.budget_mb:
         raise FacelmError(f"model {model_entry.id} is {size_mb:.2f} MB, over the budget of {config.budget_mb} MB")
 
-    data = RunData(config, fold, cfg.size, seed, cfg.jaw_convention)
+    data = RunData(config, fold, cfg.size, seed, cfg.jaw_convention, cfg.pose_balance)
     model.fit_priors(data.landmarks_norm(data.train_rows))
     model.to(device)
     # augment.backend batch: raw uint8 batches from the cache, augmented on the device (see batch_augment)
