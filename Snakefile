@@ -21,6 +21,7 @@ include: "workflow/rules/challenge.smk"
 rule all:
     input:
         SUBMISSION_ZIP,
+        SUBMISSION_DIR / "MODEL_CARD.md",
         REPORT,
         [STUDENT_DIR / "metrics.json"] if DISTILL else [],
     default_target: True

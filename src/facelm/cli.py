@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "submit": ("facelm.challenge.submission", "predict a test folder and write solution.txt + solution.zip"),
     "validate-submission": ("facelm.challenge.submission_check", "check a solution file against a test folder"),
     "score": ("facelm.challenge.score", "NME x100 (/384) of a solution file against an annot.pkl"),
+    "model-card": ("facelm.challenge.model_card", "accuracy by yaw and region, size and ORT latency of a model, as Markdown"),
     "report": ("facelm.challenge.report", "write results/report.md with plots"),
     "export": ("facelm.inference.export", "export a model or ensemble to ONNX with a model card"),
     "predict": ("facelm.inference.predict", "predict landmarks on crops or photos (with face detection)"),

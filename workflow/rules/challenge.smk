@@ -63,6 +63,23 @@ rule submission:
         " --val {params.val} --out-dir {SUBMISSION_DIR} 2> {log}"
 
 
+rule model_card:
+    """MODEL_CARD.md beside the submission: NME by yaw and region, float32 size, ORT ms per face."""
+    input:
+        model=ENSEMBLE,
+        checks=check_reports([SPLIT_KEYS["val"]]),
+    output:
+        SUBMISSION_DIR / "MODEL_CARD.md",
+    params:
+        val=DATASETS[SPLIT_KEYS["val"]],
+    log:
+        RESULTS / "logs" / "model_card.log",
+    conda:
+        "../../envs/facelm.yaml"
+    shell:
+        "{FACELM} model-card {input.model} {params.val} --out {output} 2> {log}"
+
+
 rule report:
     """results/report.md: per model x fold table, tuning history, ensemble, CED curves, faces."""
     input:

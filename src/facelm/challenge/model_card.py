@@ -1,0 +1,157 @@
+"""Model card of a shipped model: accuracy on a labelled folder, size and CPU latency, in Markdown.
+
+``facelm model-card MODEL VAL_FOLDER --out MODEL_CARD.md`` (MODEL: ``model.pt``, ``.onnx`` or an
+ensemble ``.json``). The card states, for the model as it is submitted (the predictor's own flip
+TTA setting unless ``--hflip-tta`` forces it):
+
+* NME x100 with its normaliser (/384, the challenge's; /sqrt(box w*h); /outer-eye distance),
+  failure rate and AUC, and the per-yaw-bin, per-region table of :mod:`facelm.challenge.evaluate`;
+* float32 weight size (parameters x 4 bytes, what the challenge's budget counts) and ONNX file size;
+* onnxruntime latency per face: batch 1, ONE intra-op thread, the network alone on a model-sized
+  input (preprocessing excluded), median of ``--runs`` calls after a warm-up; flip TTA doubles it;
+* what the model was trained on and with (from the checkpoint's recorded config).
+
+Latency on a busy machine is pessimistic; the card records the host's CPU count beside it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from facelm.atomic import atomic_open, write_json
+from facelm.challenge.evaluate import evaluate, region_table
+from facelm.errors import FacelmError
+
+
+def ort_ms_per_face(onnx_path: str | os.PathLike, size: int, runs: int = 200) -> float:
+    """Median onnxruntime milliseconds for one face (batch 1, one thread, network alone)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    face = (np.random.default_rng(0).random((1, 3, size, size)) * 255).astype(np.float32)
+    for _ in range(10):
+        session.run(None, {name: face})
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        session.run(None, {name: face})
+        times.append(time.perf_counter() - start)
+    return 1e3 * statistics.median(times)
+
+
+def _training_record(model_path: Path) -> dict:
+    """Train sets, epochs, size and model spec(s) from a checkpoint or the members of an ensemble."""
+    from facelm.models.checkpoint import load_model
+
+    if model_path.suffix == ".pt":
+        paths = [model_path]
+    elif model_path.suffix == ".json":
+        spec = json.loads(model_path.read_text())
+        paths = [Path(m["model"]) for m in spec.get("members", []) if "model" in m]
+    else:
+        return {}
+    members = []
+    for path in paths:
+        _, meta = load_model(path)
+        config = meta.get("config") or {}
+        metrics_path = path.with_name("metrics.json")
+        metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+        members.append({"model": meta.get("model_entry"), "fold": meta.get("fold"),
+                        "train_sets": config.get("train_sets"), "train": config.get("train"),
+                        "distill_teacher": metrics.get("teacher")})
+    return {"members": members}
+
+
+def build_card(model_path: str | os.PathLike, val_folder: str | os.PathLike, runs: int = 200,
+               hflip_tta: bool | None = None) -> dict:
+    """Scores, sizes and latency of ``model_path`` (see the module docstring), as one dict."""
+    from facelm.inference.export import export_onnx
+    from facelm.inference.loading import load_predictor
+
+    model_path = Path(model_path)
+    predictor = load_predictor(model_path)
+    scores, _, _ = evaluate(predictor, val_folder, hflip_tta=hflip_tta)
+    tta = bool(getattr(predictor, "hflip_tta", False) if hflip_tta is None else hflip_tta)
+    with tempfile.TemporaryDirectory() as tmp:
+        if model_path.suffix == ".onnx":
+            onnx_path = model_path
+            export = json.loads(Path(model_path).with_suffix(".json").read_text())
+        else:
+            onnx_path = Path(tmp) / "model.onnx"
+            export = export_onnx(model_path, onnx_path)
+        size = int(export["input_size"])
+        ms = ort_ms_per_face(onnx_path, size, runs)
+    return {
+        "model": str(model_path), "val_folder": str(val_folder), "hflip_tta": tta,
+        "scores": scores,
+        "params": int(export["params"]), "float32_mb": export["params"] * 4 / 2**20,
+        "onnx_mb": float(export["size_mb"]), "gflops": export.get("gflops"), "input_size": size,
+        "ort_ms_per_face_1_thread": ms, "ort_ms_per_face_as_submitted": ms * (2 if tta else 1),
+        "host": {"cpus": os.cpu_count(), "machine": platform.machine(), "processor": platform.processor()},
+        "training": _training_record(model_path),
+    }
+
+
+def card_markdown(card: dict) -> list[str]:
+    scores = card["scores"]
+    lines = [
+        f"# Model card: `{Path(card['model']).name}`", "",
+        f"Scored on `{card['val_folder']}` ({scores['n_images']} faces), flip TTA "
+        f"{'on' if card['hflip_tta'] else 'off'} (as submitted).", "",
+        "| measure | value |", "|---|---|",
+        f"| NME x100, /384 (the challenge's normaliser) | **{scores['nme_384']:.3f}** |",
+        f"| NME x100, /sqrt(GT box w*h) | {scores['nme_box']:.3f} |",
+        f"| NME x100, /outer-eye-corner distance | {scores['nme_io']:.3f} |",
+        f"| failure rate (box NME > 10 %) | {scores['fr_box_10']:.3f} |",
+        f"| AUC of the box-NME CED up to 10 % | {scores['auc_box_10']:.3f} |",
+        f"| float32 weights | {card['float32_mb']:.2f} MB ({card['params']:,} parameters) |",
+        f"| ONNX file | {card['onnx_mb']:.2f} MB, {card['gflops']} GFLOPs at {card['input_size']} px |",
+        f"| onnxruntime, 1 thread, batch 1, network alone | {card['ort_ms_per_face_1_thread']:.2f} ms per face "
+        f"({card['ort_ms_per_face_as_submitted']:.2f} ms as submitted) on a {card['host']['cpus']}-CPU "
+        f"{card['host']['machine']} host |", "",
+        "NME x100 by label yaw and face region (/384):", "", *region_table(scores), "",
+    ]
+    members = card["training"].get("members", [])
+    if members:
+        lines += ["Trained (per member):", ""]
+        for member in members:
+            train = member.get("train") or {}
+            lines.append(f"- `{json.dumps(member.get('model'))}` fold {member.get('fold')}: train sets "
+                         f"{member.get('train_sets')}, {train.get('epochs')} epochs at {train.get('size')} px, "
+                         f"loss {train.get('loss')}"
+                         + (f", distilled from `{member['distill_teacher']}`" if member.get("distill_teacher") else ""))
+    return lines
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("model", help="model.pt, .onnx or ensemble .json")
+    parser.add_argument("folder", help="labelled challenge-format folder (e.g. aflw_val)")
+    parser.add_argument("--out", required=True, help="MODEL_CARD.md to write (and the same name with .json)")
+    parser.add_argument("--runs", type=int, default=200, help="timed onnxruntime calls (median)")
+    parser.add_argument("--hflip-tta", action="store_true", help="force flip TTA (default: the model's own)")
+
+
+def main(args) -> int:
+    if args.runs < 1:
+        raise FacelmError(f"--runs must be at least 1, not {args.runs}")
+    card = build_card(args.model, args.folder, args.runs, True if args.hflip_tta else None)
+    out = Path(args.out)
+    with atomic_open(out, "w") as handle:
+        handle.write("\n".join(card_markdown(card)) + "\n")
+    write_json(out.with_suffix(".json"), card)
+    print(f"{out}: NME {card['scores']['nme_384']:.3f}, {card['float32_mb']:.2f} MB, "
+          f"{card['ort_ms_per_face_1_thread']:.2f} ms/face (ORT, 1 thread)")
+    return 0

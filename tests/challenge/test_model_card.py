@@ -1,0 +1,41 @@
+"""Model card: its figures are the evaluation's figures, and its sizes are the model's."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from facelm.challenge.evaluate import evaluate
+from facelm.inference.loading import load_predictor
+from facelm.models.checkpoint import load_model
+
+
+def test_card_quotes_the_evaluation_and_the_weight_size(tiny_pipeline, demo_data, tmp_path):
+    _, runs = tiny_pipeline
+    model_pt = runs[0] / "model.pt"
+    out = tmp_path / "card" / "MODEL_CARD.md"
+    result = subprocess.run([sys.executable, "-m", "facelm", "model-card", str(model_pt), str(demo_data / "aflw_val"),
+                             "--out", str(out), "--runs", "5"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    card = json.loads(out.with_suffix(".json").read_text())
+    scores, _, _ = evaluate(load_predictor(model_pt), demo_data / "aflw_val")
+    assert card["scores"]["nme_384"] == pytest.approx(scores["nme_384"], rel=1e-5)
+    model, _ = load_model(model_pt)
+    assert card["params"] == sum(p.numel() for p in model.parameters())
+    assert card["float32_mb"] == pytest.approx(card["params"] * 4 / 2**20)
+    assert card["ort_ms_per_face_1_thread"] > 0 and card["hflip_tta"] is False
+    text = out.read_text()
+    assert f"**{scores['nme_384']:.3f}**" in text and "| 60-90° |" in text
+    assert "synthetics_train" in text  # what it was trained on
+
+
+def test_card_refuses_a_bad_run_count(tiny_pipeline, demo_data, tmp_path):
+    _, runs = tiny_pipeline
+    result = subprocess.run([sys.executable, "-m", "facelm", "model-card", str(runs[0] / "model.pt"),
+                             str(demo_data / "aflw_val"), "--out", str(tmp_path / "c.md"), "--runs", "0"],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert not (tmp_path / "c.md").exists()
