@@ -35,6 +35,9 @@ def test_defaults_are_filled():
         ("budget_mb=big", "key budget_mb"),
         ("preprocess.gamma_mode=sometimes", "key preprocess.gamma_mode"),
         ("folds.k=1", "key folds.k"),
+        ("prepare={data/x: raw}", "prepare names 'data/x', which is not in train_sets"),
+        ("train_set_options={other: {repeat: 2}}", "train_set_options names 'other', which is not in train_sets"),
+        ("train.pose_balance=2", "key train.pose_balance"),
     ],
 )
 def test_bad_values_are_one_line_errors_naming_the_key(override, message):

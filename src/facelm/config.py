@@ -67,7 +67,12 @@ def validate_config(config: dict, source: str | os.PathLike = "config") -> dict:
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
         raise FacelmError(f"invalid config: {_error_line(errors[0])}", source)
-    return _fill_defaults(config, root, root)
+    config = _fill_defaults(config, root, root)
+    for key in ("train_set_options", "prepare"):
+        stray = sorted(set(config[key]) - set(config["train_sets"]))
+        if stray:
+            raise FacelmError(f"invalid config: {key} names {stray[0]!r}, which is not in train_sets", source)
+    return config
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -289,6 +294,7 @@ class Config(_Section):
     splits: Splits
     train_sets: tuple[str, ...]
     train_set_options: FrozenDict
+    prepare: FrozenDict
     results_dir: str
     submissions_dir: str
     run_name: str

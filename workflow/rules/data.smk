@@ -17,6 +17,24 @@ if CFG.make_demo_data:
             "{FACELM} make-demo-data {config[data_dir]} --seed {params.seed} 2> {log}"
 
 
+for _entry, _raw in CFG.prepare.items():
+
+    rule:
+        """A train set converted from a raw release folder (config `prepare`) to the challenge format."""
+        name:
+            f"prepare_{layout.dataset_key(_entry)}"
+        input:
+            _raw,
+        output:
+            directory(layout.dataset_folder(CFG, _entry)),
+        log:
+            RESULTS / "logs" / f"prepare_{layout.dataset_key(_entry)}.log",
+        conda:
+            "../../envs/facelm.yaml"
+        shell:
+            "{FACELM} prepare {input} {output} 2> {log}"
+
+
 rule check_data:
     """Every image and label of one dataset; with check.drop_bad, a clean index instead of failing."""
     input:

@@ -81,9 +81,6 @@ class RunData:
     def __init__(self, config: Config, fold: int | None, size: int, seed: int, jaw_convention: str = "any",
                  pose_balance: float = 0.0):
         pre = config.preprocess
-        unknown = sorted(set(config.train_set_options) - set(config.train_sets))
-        if unknown:
-            raise FacelmError(f"train_set_options names {unknown[0]!r}, which is not in train_sets")
         self.options = [config.train_set_options.get(entry, {}) for entry in config.train_sets]
         self.jaw_convention = jaw_convention
         self.pose_balance = pose_balance
