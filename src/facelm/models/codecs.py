@@ -59,6 +59,46 @@ class HeatmapCodec:
         return -(target * log_prob).sum(dim=-1).mean()
 
 
+class HeatmapOffsetCodec(HeatmapCodec):
+    """Heatmap + local offsets (the PIPNet idea): the most likely cell plus a regressed offset.
+
+    The head predicts, per landmark, logits and an (x, y) offset map in cell units from each
+    cell's centre. ``decode`` takes the arg-max cell (hard, so far-away false peaks cannot pull
+    the estimate the way they pull a soft-argmax) and adds the offset predicted there; the
+    result is differentiable in the offsets. Training: the heatmap cross-entropy of
+    :class:`HeatmapCodec` plus an L1 loss on the offsets read at each landmark's true cell.
+    """
+
+    def true_cells(self, landmarks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Flat index of each landmark's cell and the target offsets (cell units), ``(B, K)`` each."""
+        px = landmarks[..., 0] * self.width
+        py = landmarks[..., 1] * self.height
+        col = px.floor().clamp(0, self.width - 1)
+        row = py.floor().clamp(0, self.height - 1)
+        return (row * self.width + col).long(), px - (col + 0.5), py - (row + 0.5)
+
+    def decode_offsets(self, logits: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+        """``(B, K, H, W)`` logits + ``(B, 2K, H, W)`` offsets -> ``(B, K, 2)`` normalised points."""
+        b, k, h, w = logits.shape
+        flat = logits.reshape(b, k, h * w).argmax(dim=-1, keepdim=True)  # (B, K, 1)
+        off = offsets.float().reshape(b, 2, k, h * w)
+        dx = torch.gather(off[:, 0], 2, flat).squeeze(-1)
+        dy = torch.gather(off[:, 1], 2, flat).squeeze(-1)
+        flat = flat.squeeze(-1)
+        col = (flat % w).to(dx.dtype)
+        row = torch.div(flat, w, rounding_mode="floor").to(dy.dtype)
+        return torch.stack([(col + 0.5 + dx) / w, (row + 0.5 + dy) / h], dim=-1)
+
+    def offset_loss(self, offsets: torch.Tensor, landmarks: torch.Tensor) -> torch.Tensor:
+        """L1 (cell units) between the offsets at each landmark's true cell and the true offsets."""
+        b, k2, h, w = offsets.shape
+        cell, tx, ty = self.true_cells(landmarks)
+        off = offsets.float().reshape(b, 2, k2 // 2, h * w)
+        dx = torch.gather(off[:, 0], 2, cell.unsqueeze(-1)).squeeze(-1)
+        dy = torch.gather(off[:, 1], 2, cell.unsqueeze(-1)).squeeze(-1)
+        return ((dx - tx).abs() + (dy - ty).abs()).mean() / 2
+
+
 class RegressionCodec:
     """Direct regression: ``2K`` numbers are offsets from a reference (mean) shape."""
 

@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from facelm.models.codecs import HeatmapCodec, RegressionCodec
+from facelm.models.codecs import HeatmapCodec, HeatmapOffsetCodec, RegressionCodec
 from facelm.models.base import mean_shape_normalised
 
 
@@ -42,7 +42,10 @@ class HeatmapHead(nn.Module):
     logit map per landmark.
     """
 
-    def __init__(self, in_channels: list[int], channels: int = 64, num_points: int = 68, sigma: float = 1.5):
+    def __init__(self, in_channels: list[int], channels: int = 64, num_points: int = 68, sigma: float = 1.5,
+                 offsets: bool = False):
+        """``offsets``: also predict two offset maps per landmark (:class:`HeatmapOffsetCodec`);
+        the output then has ``3 * num_points`` channels: logits, x offsets, y offsets."""
         super().__init__()
         self.lateral = nn.ModuleList(nn.Conv2d(c, channels, 1) for c in in_channels)
         self.refine = nn.Sequential(
@@ -52,8 +55,10 @@ class HeatmapHead(nn.Module):
             nn.BatchNorm2d(channels),
             nn.ReLU(inplace=True),
         )
-        self.out = nn.Conv2d(channels, num_points, 1)
+        self.out = nn.Conv2d(channels, num_points * (3 if offsets else 1), 1)
         self.sigma = sigma
+        self.offsets = offsets
+        self.num_points = num_points
 
     def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
         fused = self.lateral[-1](features[-1])
@@ -63,4 +68,5 @@ class HeatmapHead(nn.Module):
         return self.out(self.refine(fused))
 
     def codec(self, logits: torch.Tensor) -> HeatmapCodec:
-        return HeatmapCodec(logits.shape[-2], logits.shape[-1], self.sigma)
+        kind = HeatmapOffsetCodec if self.offsets else HeatmapCodec
+        return kind(logits.shape[-2], logits.shape[-1], self.sigma)

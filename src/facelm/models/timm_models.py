@@ -24,7 +24,7 @@ from facelm.models._registry import register_model
 from facelm.models.base import LandmarkModel, PointLoss
 from facelm.models.heads import HeatmapHead, RegressionHead
 
-HEADS = ("heatmap", "regression")
+HEADS = ("heatmap", "heatmap_offset", "regression")
 
 
 class TimmLandmarkModel(LandmarkModel):
@@ -32,8 +32,9 @@ class TimmLandmarkModel(LandmarkModel):
 
     Args:
         backbone: timm model name (built with ``features_only=True, pretrained=False``).
-        head: ``"heatmap"`` (FPN to 68 heatmaps at stride 4, soft-argmax) or ``"regression"``
-            (pooled multi-scale features to 136 offsets from the mean shape).
+        head: ``"heatmap"`` (FPN to 68 heatmaps at stride 4, soft-argmax), ``"heatmap_offset"``
+            (the same FPN, arg-max cell + a regressed local offset, PIPNet-style) or
+            ``"regression"`` (pooled multi-scale features to 136 offsets from the mean shape).
         heatmap_channels: FPN width of the heatmap head.
         heatmap_weight: weight of the heatmap cross-entropy next to the coordinate loss.
         sigma: target Gaussian width in heatmap cells.
@@ -62,11 +63,12 @@ class TimmLandmarkModel(LandmarkModel):
         self.backbone = _backbone(backbone, pretrained, **backbone_kwargs)
         channels = self.backbone.feature_info.channels()
         reductions = self.backbone.feature_info.reduction()
-        if head == "heatmap":
+        if head.startswith("heatmap"):
             # start the pyramid at stride 4 (or the finest stride the backbone offers)
             first = max(i for i, r in enumerate(reductions) if r <= 4) if min(reductions) <= 4 else 0
             self.feature_ids = list(range(first, len(channels)))
-            self.head = HeatmapHead([channels[i] for i in self.feature_ids], heatmap_channels, sigma=sigma)
+            self.head = HeatmapHead([channels[i] for i in self.feature_ids], heatmap_channels, sigma=sigma,
+                                    offsets=head == "heatmap_offset")
         else:
             # pool the last three scales (multi-scale regression, as in PFLD)
             self.feature_ids = list(range(max(0, len(channels) - 3), len(channels)))
@@ -78,6 +80,10 @@ class TimmLandmarkModel(LandmarkModel):
         if self.head_type == "heatmap":
             logits = self.head(feats)
             return {"landmarks": self.head.codec(logits).decode(logits), "heatmaps": logits}
+        if self.head_type == "heatmap_offset":
+            logits, offsets = self.head(feats).split([68, 136], dim=1)
+            return {"landmarks": self.head.codec(logits).decode_offsets(logits, offsets), "heatmaps": logits,
+                    "offsets": offsets}
         pooled = torch.cat([f.mean(dim=(-2, -1)) for f in feats], dim=1)
         return {"landmarks": self.head(pooled)}
 
@@ -86,13 +92,24 @@ class TimmLandmarkModel(LandmarkModel):
             self.head.set_reference(landmarks)
 
     def loss(self, out: dict, batch: dict, point_loss: PointLoss) -> tuple[torch.Tensor, dict]:
-        points = point_loss(out["landmarks"], batch["landmarks"])
-        if self.head_type != "heatmap":
+        if self.head_type == "regression":
+            points = point_loss(out["landmarks"], batch["landmarks"])
             return points, {"points": float(points.detach())}
         logits = out["heatmaps"]
-        heat = self.head.codec(logits).heatmap_loss(logits, batch["landmarks"])
+        codec = self.head.codec(logits)
+        # heatmap_offset: the point loss acts on the soft-argmax, which trains the heatmaps exactly as
+        # the heatmap head's (a hard arg-max would send early gradients to offsets of random cells)
+        decoded = out["landmarks"] if self.head_type == "heatmap" else codec.decode(logits)
+        points = point_loss(decoded, batch["landmarks"])
+        heat = codec.heatmap_loss(logits, batch["landmarks"])
         total = points + self.heatmap_weight * heat
-        return total, {"points": float(points.detach()), "heatmap": float(heat.detach())}
+        parts = {"points": float(points.detach()), "heatmap": float(heat.detach())}
+        if self.head_type == "heatmap_offset":
+            # offsets in cell units; / width puts them on the point loss's normalised scale
+            offset = codec.offset_loss(out["offsets"], batch["landmarks"]) / logits.shape[-1]
+            total = total + offset
+            parts["offset"] = float(offset.detach())
+        return total, parts
 
 
 def _backbone(name: str, pretrained: str | os.PathLike | None, **kwargs) -> nn.Module:

@@ -46,6 +46,7 @@ from facelm.errors import FacelmError
 from facelm.data.folds import make_folds, read_folds
 from facelm.models.losses import create_loss
 from facelm.models.pose import pose_from_landmarks
+from facelm.models.timm_models import HEADS
 from facelm.metrics import nme
 from facelm.models import count_params, create_model, model_size_mb
 
@@ -470,7 +471,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--data", action="append", help="... or the short form: a training folder (repeatable)")
     parser.add_argument("--val", help="validation folder (short form)")
     parser.add_argument("--backbone", help="registered model name (short form)")
-    parser.add_argument("--head", choices=["heatmap", "regression"], help="head of a timm backbone")
+    parser.add_argument("--head", choices=list(HEADS), help="head of a timm backbone")
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--size", type=int)
     parser.add_argument("--loss")
