@@ -8,8 +8,9 @@ crops were framed, predicted, and its points mapped back to the photo. ``--crops
 ``--detect`` force either path. Images are read and predicted in chunks of ``--batch-size``
 (all faces of a chunk in one batched call). For each image ``<out>/<stem>.json`` (faces: box,
 score, 68 points in the image's pixel frame) and ``<out>/<stem>.png`` (points drawn) are
-written atomically. An unreadable image or a photo without a face is reported on one stderr
-line and the rest still run; the exit status is 1 if any image failed.
+written atomically. An unreadable image (or one over the limits of :mod:`facelm.data.limits`), a
+missing input, an empty folder or a photo without a face is reported on one stderr line and
+the rest still run; the exit status is 2 if any input failed.
 """
 
 from __future__ import annotations
@@ -50,7 +51,10 @@ def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[str]]:
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            paths += [path / name for name in list_images(path)]
+            names = list_images(path)
+            paths += [path / name for name in names]
+            if not names:
+                errors.append(f"{path}: no images ({', '.join(IMAGE_SUFFIXES)}) in the folder")
         elif path.is_file():
             paths.append(path)
         else:
@@ -164,4 +168,4 @@ def main(args: argparse.Namespace) -> int:
     for line in missing + failed:
         print(f"facelm predict: {line}", file=sys.stderr)
     print(f"predicted {len(paths) - len(failed)} of {len(paths)} images -> {os.fspath(args.out)}")
-    return 1 if missing or failed else 0
+    return 2 if missing or failed else 0
