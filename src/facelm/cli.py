@@ -3,8 +3,8 @@
 Each sub-command lives in the module that does its work; that module exposes
 ``add_arguments(parser)`` and ``main(args) -> int | None``. Modules are imported only
 when their command runs, so ``facelm --help`` stays fast and a command never pays for
-torch unless it needs it. Expected failures (:class:`FacelmError`) print one line and
-exit with status 2.
+torch unless it needs it. Expected failures (:class:`FacelmError`, bad arguments, and an
+``OSError`` on a path the user gave) print one line and exit with status 2.
 """
 
 from __future__ import annotations
@@ -83,6 +83,10 @@ def main(argv: list[str] | None = None) -> int:
         status = module.main(args)
     except FacelmError as err:
         print(f"facelm {command}: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # a path the user gave that cannot be read or written (a file, no permission, disk full)
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"facelm {command}: error: {where}{err.strerror or err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"facelm {command}: interrupted", file=sys.stderr)

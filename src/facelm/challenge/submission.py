@@ -15,7 +15,7 @@ import numpy as np
 from facelm.atomic import atomic_path, write_json
 from facelm.config import load_config
 from facelm.data.folder import ANNOT_NAME, open_folder
-from facelm.data.limits import check_names
+from facelm.data.limits import check_names, positive_int
 from facelm.inference.base import predict_folder
 from facelm.inference.loading import load_predictor
 from facelm.challenge.submission_check import SOLUTION_NAME, validate_solution
@@ -44,7 +44,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--test", required=True, help="test folder")
     parser.add_argument("--val", help="labelled folder to predict and score as well")
     parser.add_argument("--out-dir", required=True, help="submissions/<run>")
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=positive_int, default=64)
 
 
 def main(args) -> int:

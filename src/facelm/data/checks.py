@@ -25,7 +25,7 @@ from facelm.data.annot import as_landmark_array, load_annot_raw
 from facelm.atomic import atomic_open, write_json
 from facelm.errors import FacelmError
 from facelm.data.folder import ANNOT_NAME, IMAGE_SUFFIXES, list_images
-from facelm.data.limits import MAX_IMAGE_BYTES, image_problem
+from facelm.data.limits import MAX_IMAGE_BYTES, image_problem, positive_int
 from facelm.landmarks68 import box_centre, box_size, yaw_proxy
 
 #: Points more than this fraction of the crop side outside the crop are "far outside".
@@ -150,7 +150,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--drop-bad", action="store_true", help="write a clean index of the valid images instead of failing")
     parser.add_argument("--out", help="JSON report")
     parser.add_argument("--index", help="clean index file (default: the --out path with suffix .index)")
-    parser.add_argument("--size", type=int, default=384, help="expected crop side (default 384)")
+    parser.add_argument("--size", type=positive_int, default=384, help="expected crop side (default 384)")
     parser.add_argument("--workers", type=int, default=4, help="reader threads")
 
 

@@ -9,6 +9,7 @@ small character set.
 
 from __future__ import annotations
 
+import argparse
 import io
 import os
 import re
@@ -75,6 +76,17 @@ def check_image_file_size(path: str | os.PathLike) -> None:
         raise FacelmError(f"cannot read image ({err.strerror})", path) from None
     if nbytes > MAX_IMAGE_BYTES:
         raise FacelmError(f"image file is {nbytes / 2**20:.0f} MiB, over the limit ({MAX_IMAGE_BYTES // 2**20} MiB)", path)
+
+
+def positive_int(text: str) -> int:
+    """argparse type for counts and sizes: a bad value is argparse's one-line error, not a crash later."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
 
 
 def name_problem(name: str) -> str | None:

@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from facelm.data.annot import save_annot
 from facelm.data.folder import imread_bgr
+from facelm.data.limits import positive_int
 from facelm.atomic import atomic_dir
 from facelm.errors import FacelmError
 from facelm.landmarks68 import CHALLENGE_SIZE, CROP_BOX_FRACTION, CROP_CENTRE, box_centre, box_size
@@ -151,8 +152,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("raw_dir", help="FaceSynthetics release folder or 300-W style folder (.pts)")
     parser.add_argument("out_dir", help="challenge-format output folder")
     parser.add_argument("--workers", type=int, help="processes (default: up to 4)")
-    parser.add_argument("--size", type=int, default=CHALLENGE_SIZE, help="crop side (default 384)")
-    parser.add_argument("--limit", type=int, help="convert only the first N faces")
+    parser.add_argument("--size", type=positive_int, default=CHALLENGE_SIZE, help="crop side (default 384)")
+    parser.add_argument("--limit", type=positive_int, help="convert only the first N faces")
 
 
 def main(args) -> int:

@@ -28,6 +28,7 @@ from tqdm import tqdm
 from facelm.atomic import atomic_open, write_json
 from facelm.errors import FacelmError
 from facelm.data.folder import IMAGE_SUFFIXES, imread_rgb, list_images
+from facelm.data.limits import positive_int
 from facelm.landmarks68 import CHALLENGE_SIZE
 
 MODES = ("auto", "crops", "detect")
@@ -144,7 +145,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="model.pt, an exported .onnx, or an ensemble .json")
     parser.add_argument("--out", default="predictions", help="output folder (default: predictions)")
     parser.add_argument("--detector", default="haar", help="face detector for photos (default: haar)")
-    parser.add_argument("--batch-size", type=int, default=32, help="images per chunk and faces per forward pass")
+    parser.add_argument("--batch-size", type=positive_int, default=32, help="images per chunk and faces per forward pass")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--crops", dest="mode", action="store_const", const="crops",
                       help="treat every image as a challenge-style face crop (no detector)")
@@ -159,8 +160,6 @@ def main(args: argparse.Namespace) -> int:
     from facelm.inference.detect import create_detector
     from facelm.inference.loading import load_predictor
 
-    if args.batch_size < 1:
-        raise FacelmError(f"--batch-size must be >= 1, got {args.batch_size}")
     predictor = load_predictor(args.model)
     detector = None if args.mode == "crops" else create_detector(args.detector)
     paths, missing = expand_inputs(args.inputs)
