@@ -4,7 +4,12 @@ Images are checked from their header (Pillow's ``Image.open`` reads only the hea
 anything decodes them, so a file claiming 100,000 x 100,000 pixels is refused in one line
 instead of reaching OpenCV's size assertion or allocating gigabytes. Image names must survive
 the solution format (``name x1 y1 ... x68 y68``, single spaces), so they are limited to a
-small character set.
+small character set. Counts and sizes given on the command line are positive integers
+(:func:`positive_int`, an argparse type), refused by the parser rather than deep inside a step.
+
+Readers: :func:`facelm.data.folder.imread_bgr` / ``imread_rgb`` (cache, datasets, prepare,
+predict, report, show-augment), :func:`facelm.data.checks.check_image`, ``annot.pkl`` and
+solution files (:data:`POINTS`, :func:`check_names`).
 """
 
 from __future__ import annotations
