@@ -53,6 +53,20 @@ def raw_300w_sample() -> Path:
 
 
 @pytest.fixture(scope="session")
+def huge_header_jpeg() -> bytes:
+    """A small, valid-looking JPEG whose header claims 60000 x 60000 pixels (a decompression bomb)."""
+    import struct
+
+    import cv2
+    import numpy as np
+
+    data = bytearray(cv2.imencode(".jpg", np.zeros((64, 64, 3), np.uint8))[1].tobytes())
+    sof = data.find(b"\xff\xc0")  # start of frame: length (2), precision (1), height (2), width (2)
+    data[sof + 5 : sof + 9] = struct.pack(">HH", 60000, 60000)
+    return bytes(data)
+
+
+@pytest.fixture(scope="session")
 def demo_data(tmp_path_factory) -> Path:
     """A tiny self-made dataset in the challenge layout (made once per test session)."""
     from facelm.data.demo import make_demo_data

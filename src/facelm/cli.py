@@ -3,8 +3,8 @@
 Each sub-command lives in the module that does its work; that module exposes
 ``add_arguments(parser)`` and ``main(args) -> int | None``. Modules are imported only
 when their command runs, so ``facelm --help`` stays fast and a command never pays for
-torch unless it needs it. Expected failures (:class:`FacelmError`) print one line and
-exit with status 2.
+torch unless it needs it. Expected failures (:class:`FacelmError`, bad arguments, and an
+``OSError`` on a path the user gave) print one line and exit with status 2.
 """
 
 from __future__ import annotations
@@ -49,6 +49,21 @@ def _top_level_help() -> str:
     return "\n".join(lines)
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """Bad arguments are one line, like every other facelm error (argparse prints the usage too)."""
+
+    def error(self, message: str):
+        raise FacelmError(f"{message} (see `{self.prog} --help`)")
+
+
+def build_parser(command: str) -> argparse.ArgumentParser:
+    """The argument parser of one command (imports the command's module)."""
+    module_name, help_text = COMMANDS[command]
+    parser = _OneLineParser(prog=f"facelm {command}", description=help_text)
+    importlib.import_module(module_name).add_arguments(parser)
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
@@ -63,15 +78,16 @@ def main(argv: list[str] | None = None) -> int:
     if command not in COMMANDS:
         print(f"facelm: error: unknown command {command!r} (see `facelm --help`)", file=sys.stderr)
         return 2
-    module_name, help_text = COMMANDS[command]
-    module = importlib.import_module(module_name)
-    parser = argparse.ArgumentParser(prog=f"facelm {command}", description=help_text)
-    module.add_arguments(parser)
-    args = parser.parse_args(rest)
+    module = importlib.import_module(COMMANDS[command][0])
     try:
+        args = build_parser(command).parse_args(rest)
         status = module.main(args)
     except FacelmError as err:
         print(f"facelm {command}: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # a path the user gave that cannot be read or written (a file, no permission, disk full)
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"facelm {command}: error: {where}{err.strerror or err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"facelm {command}: interrupted", file=sys.stderr)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from facelm.data.annot import load_annot, save_annot
-from facelm.data.checks import check_folder
+from facelm.data.checks import PROBLEM_TEXT, check_folder
 
 
 def run_check(*args):
@@ -64,7 +64,19 @@ def test_each_problem_is_reported_and_fails(folder, tmp_path, breaker, kind):
     result = run_check(folder, "--out", tmp_path / "r.json")
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
-    assert len([l for l in result.stderr.splitlines() if l.strip()]) == len(report["problems"])
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert all(PROBLEM_TEXT[kind] in result.stderr for kind in report["problems"])
+
+
+def test_huge_header_is_refused_before_decoding(folder, huge_header_jpeg):
+    (folder / "000000.jpg").write_bytes(huge_header_jpeg)
+    assert check_folder(folder)["problems"] == {"over_limits": ["000000.jpg"]}
+
+
+def test_empty_folder_is_an_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = run_check(tmp_path / "empty")
+    assert result.returncode == 2 and "no images" in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
 def test_drop_bad_writes_a_clean_index(folder, tmp_path):

@@ -68,7 +68,7 @@ def test_300w_points_with_and_without_header(raw_300w_sample, tmp_path):
     (lambda d: (d / "000000_ldmks.txt").write_text("1 2\n3 4\n"), "expected 70 points"),
     (lambda d: (d / "000000_ldmks.txt").write_text("a b\n" * 70), "not two numbers"),
     (lambda d: (d / "000000.png").unlink(), "without image"),
-    (lambda d: (d / "000000.png").write_bytes(b"junk"), "unreadable image"),
+    (lambda d: (d / "000000.png").write_bytes(b"junk"), "not a decodable image"),
 ])
 def test_bad_input_is_one_line_naming_the_file(facesynthetics_100, tmp_path, breaker, message):
     raw = tmp_path / "raw"

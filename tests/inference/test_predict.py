@@ -98,7 +98,7 @@ def test_bad_images_are_reported_and_the_rest_still_run(aflw_test, models, tmp_p
     cv2.imwrite(str(folder / "wall.png"), np.full((300, 500, 3), 120, np.uint8))  # a photo with no face
     status = main(["predict", str(folder), str(tmp_path / "missing.jpg"), "--model", str(models / "m.onnx"),
                    "--out", str(tmp_path / "out")])
-    assert status == 1
+    assert status == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 3
     assert any("broken.jpg: not a decodable image" in line for line in err)

@@ -76,7 +76,7 @@ def test_ensemble_teacher_is_the_weighted_mean_at_each_members_size(tmp_path):
 
 
 def test_teacher_refusals_are_one_line(tmp_path):
-    with pytest.raises(FacelmError, match="teacher file not found"):
+    with pytest.raises(FacelmError, match="ensemble spec not found"):
         Teacher.from_file(tmp_path / "none.json", True, 1.0, "fixed")
     (tmp_path / "bad.json").write_text("{}")
     with pytest.raises(FacelmError, match="not an ensemble spec"):

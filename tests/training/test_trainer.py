@@ -84,6 +84,18 @@ def test_changed_settings_do_not_resume_a_foreign_checkpoint(demo_data, tmp_path
     assert "other settings" in capsys.readouterr().err
 
 
+def test_a_hostile_resume_checkpoint_runs_no_code(demo_data, tmp_path):
+    class RunsCode:
+        def __reduce__(self):
+            return os.system, (f"touch {tmp_path / 'PWNED'}",)
+
+    (tmp_path / "run").mkdir()
+    torch.save({"fingerprint": "x", "history": RunsCode()}, tmp_path / "run" / "last.ckpt")
+    with pytest.raises(FacelmError, match="cannot resume from this checkpoint"):
+        train_model(_config(demo_data, tmp_path, epochs=1), ModelSpec("pfld_025"), 0, tmp_path / "run")
+    assert not (tmp_path / "PWNED").exists()
+
+
 def test_val_every_validates_every_kth_and_the_last_epoch_and_times_each_phase(demo_data, tmp_path):
     config = _config(demo_data, tmp_path, epochs=3, val_every=2, size=32)
     seen = []

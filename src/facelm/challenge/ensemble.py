@@ -28,17 +28,34 @@ from facelm.config import Config, load_config
 from facelm.errors import FacelmError
 from facelm.data.folder import open_folder
 from facelm.data.folds import train_landmarks
+from facelm.data.limits import POINTS
 from facelm.metrics import nme
 
 
+#: metrics.json keys the selection reads, with the types they must have.
+_RUN_KEYS = {"model": str, "size_mb": (int, float), "val_nme_384": (int, float)}
+
+
 def read_run(run: Path) -> dict:
+    """A trained run folder's metrics and saved predictions, each checked (a run folder is input too)."""
     try:
         metrics = json.loads((run / "metrics.json").read_text())
         data = {"dir": run, "metrics": metrics, "val_pred": np.load(run / "val_pred.npy")}
-        if metrics.get("fold") is not None:
+        if isinstance(metrics, dict) and metrics.get("fold") is not None:
             data["oof_pred"], data["oof_rows"] = np.load(run / "oof_pred.npy"), np.load(run / "oof_rows.npy")
-    except (OSError, ValueError, KeyError) as err:
+    except (OSError, UnicodeDecodeError, ValueError) as err:
         raise FacelmError(f"incomplete run folder ({type(err).__name__}: {err})", run) from None
+    for key, kind in _RUN_KEYS.items():
+        if not isinstance(metrics, dict) or not isinstance(metrics.get(key), kind) or isinstance(metrics.get(key), bool):
+            raise FacelmError(f"metrics.json has no valid {key!r}", run / "metrics.json")
+    if not isinstance(metrics.get("fold"), (int, type(None))):
+        raise FacelmError("metrics.json has no valid 'fold'", run / "metrics.json")
+    if data["val_pred"].ndim != 3 or data["val_pred"].shape[1:] != (POINTS, 2):
+        raise FacelmError(f"val_pred.npy has shape {data['val_pred'].shape}, expected (N, {POINTS}, 2)", run)
+    if "oof_pred" in data:
+        pred, rows = data["oof_pred"], data["oof_rows"]
+        if pred.shape != (len(rows), POINTS, 2) or rows.ndim != 1 or not np.issubdtype(rows.dtype, np.integer):
+            raise FacelmError(f"oof_pred.npy {pred.shape} and oof_rows.npy {rows.shape} do not match", run)
     return data
 
 
@@ -52,6 +69,8 @@ def candidates_from_runs(runs: list[dict], n_rows: int) -> dict[str, dict]:
         oof = np.full((n_rows, 68, 2), np.nan, np.float32)
         for run in members:
             if "oof_pred" in run:
+                if len(run["oof_rows"]) and not 0 <= run["oof_rows"].min() <= run["oof_rows"].max() < n_rows:
+                    raise FacelmError(f"oof_rows.npy names rows outside the {n_rows} training rows", run["dir"])
                 oof[run["oof_rows"]] = run["oof_pred"]
         out[mid] = {"oof": oof, "runs": members, "size_mb": sum(r["metrics"]["size_mb"] for r in members),
                     "val": np.mean([r["val_pred"] for r in members], axis=0)}
@@ -84,6 +103,9 @@ def build_ensemble(config: Config, run_dirs: list[Path]) -> dict:
     runs = [read_run(Path(r)) for r in run_dirs]
     gt_train = train_landmarks(config)
     val_folder = open_folder(layout.dataset_folder(config, config.splits.val))
+    for run in runs:
+        if len(run["val_pred"]) != len(val_folder):
+            raise FacelmError(f"val_pred.npy has {len(run['val_pred'])} rows, the val folder {len(val_folder)}", run["dir"])
     budget = config.budget_mb
     settings = config.ensemble
     table = [{"model": r["metrics"]["model"], "fold": r["metrics"]["fold"], "size_mb": r["metrics"]["size_mb"],

@@ -18,6 +18,7 @@ import numpy as np
 from facelm.atomic import atomic_path, write_json
 from facelm.errors import FacelmError
 from facelm.data.folder import open_folder
+from facelm.data.limits import positive_int
 from facelm.landmarks68 import GROUPS
 from facelm.metrics import auc, ced_curve, failure_rate, nme
 from facelm.models.pose import pose_from_landmarks
@@ -112,7 +113,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", help="write the scores as JSON")
     parser.add_argument("--ced", help="write the CED curve PNG")
     parser.add_argument("--hflip-tta", action="store_true", help="average with the mirrored prediction")
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=positive_int, default=64)
 
 
 def main(args) -> int:

@@ -14,7 +14,8 @@ import numpy as np
 
 from facelm.atomic import atomic_path, write_json
 from facelm.config import load_config
-from facelm.data.folder import ANNOT_NAME
+from facelm.data.folder import ANNOT_NAME, open_folder
+from facelm.data.limits import check_names, positive_int
 from facelm.inference.base import predict_folder
 from facelm.inference.loading import load_predictor
 from facelm.challenge.submission_check import SOLUTION_NAME, validate_solution
@@ -28,7 +29,7 @@ def write_solution(path: Path, names: list[str], points: np.ndarray) -> None:
     """Write, validate in the temporary file, then rename: a bad file never replaces a good one."""
     with atomic_path(path) as tmp:
         tmp.write_text(solution_text(names, points))
-        validate_solution(tmp, names)
+        validate_solution(tmp, names, shown_as=path)
 
 
 def write_zip(txt: Path, out_zip: Path) -> None:
@@ -43,7 +44,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--test", required=True, help="test folder")
     parser.add_argument("--val", help="labelled folder to predict and score as well")
     parser.add_argument("--out-dir", required=True, help="submissions/<run>")
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=positive_int, default=64)
 
 
 def main(args) -> int:
@@ -52,6 +53,8 @@ def main(args) -> int:
     if args.config:
         load_config(args.config)
     out = Path(args.out_dir)
+    for folder in [args.test] + ([args.val] if args.val else []):
+        check_names(folder, open_folder(folder).names)  # before any work: the solution format must carry them
     predictor = load_predictor(args.model)
     names, points = predict_folder(predictor, args.test, args.batch_size)
     write_solution(out / SOLUTION_NAME, names, points)

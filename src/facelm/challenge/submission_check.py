@@ -1,7 +1,9 @@
 """Validate a challenge solution file (``solution.txt`` or a zip holding only it).
 
 Rules: one row per test image, each image exactly once, 137 fields (name + 68 x/y pairs)
-separated by single spaces, finite numbers. The first problem is reported with its line.
+separated by single spaces, finite numbers; test image names within
+:data:`facelm.data.limits.NAME_RULE` (a name with a space could not be one field). The first
+problem is reported with its line.
 """
 
 from __future__ import annotations
@@ -15,28 +17,31 @@ import numpy as np
 
 from facelm.errors import FacelmError
 from facelm.data.folder import list_images
+from facelm.data.limits import POINTS, check_names
 
-FIELDS = 1 + 68 * 2
+FIELDS = 1 + POINTS * 2
 SOLUTION_NAME = "solution.txt"
 
 
-def read_solution_text(path: str | os.PathLike) -> str:
-    path = Path(path)
+def read_solution_text(path: str | os.PathLike, shown_as: str | os.PathLike | None = None) -> str:
+    """The text of a solution file; errors name ``shown_as`` (the final name of a temporary file) if given."""
+    path, where = Path(path), shown_as or path
     try:
         if path.suffix.lower() == ".zip":
             with zipfile.ZipFile(path) as archive:
                 names = archive.namelist()
                 if names != [SOLUTION_NAME]:
-                    raise FacelmError(f"zip must hold only {SOLUTION_NAME}, it holds {names}", path)
+                    raise FacelmError(f"zip must hold only {SOLUTION_NAME}, it holds {names}", where)
                 return archive.read(SOLUTION_NAME).decode("utf-8")
         return path.read_text(encoding="utf-8")
     except (OSError, zipfile.BadZipFile, UnicodeDecodeError) as err:
-        raise FacelmError(f"cannot read solution ({type(err).__name__})", path) from None
+        raise FacelmError(f"cannot read solution ({type(err).__name__})", where) from None
 
 
-def parse_solution(path: str | os.PathLike) -> tuple[list[str], np.ndarray]:
+def parse_solution(path: str | os.PathLike, shown_as: str | os.PathLike | None = None) -> tuple[list[str], np.ndarray]:
     """(names, (N, 68, 2)) of a solution file; a malformed row -> one-line error with its line number."""
-    text = read_solution_text(path)
+    text = read_solution_text(path, shown_as)
+    path = shown_as or path
     names, rows = [], []
     for number, line in enumerate(text.splitlines(), start=1):
         fields = line.split(" ")
@@ -49,12 +54,15 @@ def parse_solution(path: str | os.PathLike) -> tuple[list[str], np.ndarray]:
         if not np.isfinite(values).all():
             raise FacelmError(f"line {number}: a coordinate is NaN or infinite", path)
         names.append(fields[0])
-        rows.append(values.reshape(68, 2))
-    return names, (np.stack(rows) if rows else np.zeros((0, 68, 2)))
+        rows.append(values.reshape(POINTS, 2))
+    return names, (np.stack(rows) if rows else np.zeros((0, POINTS, 2)))
 
 
-def validate_solution(path: str | os.PathLike, expected_names: list[str]) -> tuple[list[str], np.ndarray]:
-    names, points = parse_solution(path)
+def validate_solution(path: str | os.PathLike, expected_names: list[str],
+                      shown_as: str | os.PathLike | None = None) -> tuple[list[str], np.ndarray]:
+    """Check a solution against the test image names; errors name ``shown_as`` if given, else ``path``."""
+    names, points = parse_solution(path, shown_as)
+    path = shown_as or path
     seen: dict[str, int] = {}
     expected = set(expected_names)
     for number, name in enumerate(names, start=1):
@@ -75,6 +83,10 @@ def add_arguments(parser) -> None:
 
 
 def main(args) -> int:
-    names, _ = validate_solution(args.solution, list_images(args.test_dir))
+    expected = list_images(args.test_dir)
+    if not expected:
+        raise FacelmError("no test images in the folder", args.test_dir)
+    check_names(args.test_dir, expected)
+    names, _ = validate_solution(args.solution, expected)
     print(f"{args.solution}: valid, {len(names)} rows")
     return 0

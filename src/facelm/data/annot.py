@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from facelm.atomic import atomic_open
+from facelm.data.limits import POINTS
 from facelm.errors import FacelmError
 
 #: The only globals a legitimate annot.pkl may reference (numpy arrays and scalars).
@@ -82,7 +83,7 @@ def as_landmark_array(entry: Any) -> np.ndarray | None:
         arr = np.asarray(entry, dtype=np.float32)
     except (TypeError, ValueError):
         return None
-    if arr.shape != (68, 2):
+    if arr.shape != (POINTS, 2):
         return None
     return arr
 
@@ -94,20 +95,20 @@ def load_annot(path: str | os.PathLike) -> tuple[list[str], np.ndarray]:
     for name, entry in zip(names, entries):
         arr = as_landmark_array(entry)
         if arr is None:
-            raise FacelmError(f"landmarks of {name!r} are not 68 (x, y) pairs", path)
+            raise FacelmError(f"landmarks of {name!r} are not {POINTS} (x, y) pairs", path)
         if not np.isfinite(arr).all():
             raise FacelmError(f"landmarks of {name!r} contain non-finite values", path)
         arrays.append(arr)
     if len(set(names)) != len(names):
         raise FacelmError("duplicate image names", path)
-    stacked = np.stack(arrays) if arrays else np.zeros((0, 68, 2), np.float32)
+    stacked = np.stack(arrays) if arrays else np.zeros((0, POINTS, 2), np.float32)
     return names, stacked
 
 
 def save_annot(path: str | os.PathLike, names: list[str], landmarks: np.ndarray) -> None:
     """Write ``annot.pkl`` in the challenge format (plain lists of float pairs), atomically."""
     landmarks = np.asarray(landmarks, dtype=np.float32)
-    if landmarks.shape != (len(names), 68, 2):
+    if landmarks.shape != (len(names), POINTS, 2):
         raise FacelmError(f"cannot save landmarks of shape {landmarks.shape} for {len(names)} names", path)
     payload = (list(names), [[[float(x), float(y)] for x, y in pts] for pts in landmarks])
     with atomic_open(path, "wb") as handle:

@@ -32,6 +32,7 @@ from facelm.atomic import atomic_dir, write_json
 from facelm.errors import FacelmError
 from facelm.data.folder import ANNOT_NAME, imread_rgb, open_folder
 from facelm.data.gamma import GAMMA_MODES
+from facelm.data.limits import positive_int
 from facelm.data.preprocess import preprocess_uint8
 
 CACHE_FORMAT = "facelm-cache-1"
@@ -128,7 +129,7 @@ def build_cache(
         pool = multiprocessing.get_context("spawn").Pool(workers, initializer=_init_worker) if workers > 1 else None
         try:
             results = pool.imap(_decode_chunk, tasks) if pool else map(_decode_chunk, tasks)
-            bar = tqdm(total=len(faces), desc=f"cache {root.name}", unit="img", disable=not progress)
+            bar = tqdm(total=len(faces), desc=f"cache {root.name}", unit="img", disable=None if progress else True)
             start = 0
             for chunk, shapes in results:
                 source_shape = source_shape or shapes[0]
@@ -263,7 +264,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("folder", help="challenge-format folder (JPEGs + optional annot.pkl)")
     parser.add_argument("out", help="cache folder to write (replaced atomically)")
     parser.add_argument("--gamma", type=float, default=1.0, help="O = I^(1/G) at full resolution (1.0 = off)")
-    parser.add_argument("--size", type=int, required=True, help="side S of the cached S x S images")
+    parser.add_argument("--size", type=positive_int, required=True, help="side S of the cached S x S images")
     parser.add_argument("--gamma-mode", choices=GAMMA_MODES, default="fixed", help="fixed G, or per-image G (auto)")
     parser.add_argument("--index", help="clean index from check-data: cache only the names it lists")
     parser.add_argument("--workers", type=int, default=None, help="decoding processes (default: up to 2)")

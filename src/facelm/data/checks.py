@@ -1,17 +1,18 @@
 """Check a challenge-format folder: every image and every label, before anything trains.
 
 Problems found (each listed with a count and the first examples): unreadable, truncated or
-empty images; wrong size or channel count; labels without an image and images without a
+empty images; images over the limits of :mod:`facelm.data.limits` (judged from the header,
+before decoding); wrong size or channel count; labels without an image and images without a
 label; duplicate names; landmark arrays that are not 68x2; non-finite values; points far
 outside the crop (beyond a quarter of the crop side). Statistics: box size, box centre and a
-yaw proxy. A failing check exits non-zero; ``--drop-bad`` writes a clean index of the valid
+yaw proxy. A folder without images is an error. A failing check exits with status 2 and one
+line listing every kind of problem; ``--drop-bad`` writes a clean index of the valid
 images instead, which downstream steps read.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -23,7 +24,8 @@ from tqdm import tqdm
 from facelm.data.annot import as_landmark_array, load_annot_raw
 from facelm.atomic import atomic_open, write_json
 from facelm.errors import FacelmError
-from facelm.data.folder import ANNOT_NAME, list_images
+from facelm.data.folder import ANNOT_NAME, IMAGE_SUFFIXES, list_images
+from facelm.data.limits import MAX_IMAGE_BYTES, image_problem, positive_int
 from facelm.landmarks68 import box_centre, box_size, yaw_proxy
 
 #: Points more than this fraction of the crop side outside the crop are "far outside".
@@ -34,6 +36,7 @@ _END_MARKERS = {".jpg": b"\xff\xd9", ".jpeg": b"\xff\xd9", ".png": b"IEND\xaeB`\
 PROBLEM_TEXT = {
     "empty_file": "empty image files",
     "unreadable": "unreadable images",
+    "over_limits": "images over the size limits",
     "truncated": "truncated images",
     "wrong_size": "images of the wrong size",
     "wrong_channels": "images without 3 colour channels",
@@ -47,16 +50,22 @@ PROBLEM_TEXT = {
 
 
 def check_image(path: Path, size: int) -> str | None:
-    """The problem kind of one image file, or None when it is fine."""
+    """The problem kind of one image file, or None when it is fine (limits checked before decoding)."""
     try:
+        if path.stat().st_size > MAX_IMAGE_BYTES:
+            return "over_limits"
         data = path.read_bytes()
     except OSError:
         return "unreadable"
-    if not data:
-        return "empty_file"
     marker = _END_MARKERS.get(path.suffix.lower())
     cut_short = bool(marker) and marker not in data[-64:] and data[:2] in (b"\xff\xd8", b"\x89P")
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    problem = image_problem(data)
+    if problem:
+        return "truncated" if cut_short and problem[0] == "unreadable" else problem[0]
+    try:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error:
+        image = None
     if cut_short:
         return "truncated"
     if image is None:
@@ -72,6 +81,8 @@ def check_folder(folder: str | os.PathLike, size: int = 384, workers: int = 4) -
     """Check every image and label of ``folder``; returns the report (see module doc)."""
     folder = Path(folder)
     files = list_images(folder)
+    if not files:
+        raise FacelmError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in the folder", folder)
     problems: dict[str, list[str]] = {kind: [] for kind in PROBLEM_TEXT}
     with ThreadPoolExecutor(max(1, workers)) as pool:
         kinds = list(tqdm(pool.map(lambda name: check_image(folder / name, size), files), total=len(files),
@@ -125,13 +136,13 @@ def check_folder(folder: str | os.PathLike, size: int = 384, workers: int = 4) -
     }
 
 
-def problem_lines(report: dict) -> list[str]:
-    """One line per kind of problem: count and first examples."""
-    lines = []
+def problem_texts(report: dict) -> list[str]:
+    """One phrase per kind of problem: count and first examples."""
+    texts = []
     for kind, names in report["problems"].items():
         examples = ", ".join(names[:EXAMPLES]) + (", ..." if len(names) > EXAMPLES else "")
-        lines.append(f"{report['folder']}: {len(names)} {PROBLEM_TEXT[kind]} ({examples})")
-    return lines
+        texts.append(f"{len(names)} {PROBLEM_TEXT[kind]} ({examples})")
+    return texts
 
 
 def add_arguments(parser) -> None:
@@ -139,16 +150,16 @@ def add_arguments(parser) -> None:
     parser.add_argument("--drop-bad", action="store_true", help="write a clean index of the valid images instead of failing")
     parser.add_argument("--out", help="JSON report")
     parser.add_argument("--index", help="clean index file (default: the --out path with suffix .index)")
-    parser.add_argument("--size", type=int, default=384, help="expected crop side (default 384)")
+    parser.add_argument("--size", type=positive_int, default=384, help="expected crop side (default 384)")
     parser.add_argument("--workers", type=int, default=4, help="reader threads")
 
 
 def main(args) -> int:
     report = check_folder(args.folder, args.size, args.workers)
     kind = "labelled" if report["labelled"] else "unlabelled"
-    lines = problem_lines(report)
+    texts = problem_texts(report)
     summary = f"{Path(args.folder).name}: {report['n_images']} {kind} images, "
-    summary += "all valid" if not lines else f"{report['n_valid']} valid"
+    summary += "all valid" if not texts else f"{report['n_valid']} valid"
     print(summary)
     if report["stats"]:
         s = report["stats"]
@@ -159,12 +170,10 @@ def main(args) -> int:
         raise FacelmError("--drop-bad needs --index or --out to say where the clean index goes")
     if args.out:
         write_json(args.out, {k: v for k, v in report.items() if k != "valid_names"})
-    if lines and not args.drop_bad:
-        for line in lines:
-            print(f"facelm check-data: error: {line}", file=sys.stderr)
-        return 1
-    for line in lines:
-        print(f"  dropped: {line}")
+    if texts and not args.drop_bad:
+        raise FacelmError("; ".join(texts) + " (--drop-bad keeps the valid images)", args.folder)
+    for text in texts:
+        print(f"  dropped: {text}")
     if index:
         with atomic_open(index, "w") as handle:
             handle.write("".join(f"{name}\n" for name in report["valid_names"]))

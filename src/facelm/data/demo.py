@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from facelm.data.annot import save_annot
 from facelm.atomic import atomic_dir
+from facelm.data.limits import positive_int
 from facelm.landmarks68 import CHALLENGE_SIZE, GROUPS, box_centre, box_size, mean_shape
 
 #: split folder -> labelled?
@@ -177,12 +178,12 @@ def make_release_data(out_dir: str | os.PathLike, n: int, seed: int = 0, workers
 
 def add_arguments(parser) -> None:
     parser.add_argument("out_dir", help="where to write synthetics_train/, aflw_val/, aflw_test/")
-    parser.add_argument("--release", type=int, metavar="N",
+    parser.add_argument("--release", type=positive_int, metavar="N",
                         help="instead: write N faces in the raw FaceSynthetics release format into OUT_DIR")
     parser.add_argument("--workers", type=int, help="drawing processes for --release (default: up to 2)")
-    parser.add_argument("--n-train", type=int, default=384)
-    parser.add_argument("--n-val", type=int, default=48)
-    parser.add_argument("--n-test", type=int, default=48)
+    parser.add_argument("--n-train", type=positive_int, default=384)
+    parser.add_argument("--n-val", type=positive_int, default=48)
+    parser.add_argument("--n-test", type=positive_int, default=48)
     parser.add_argument("--seed", type=int, default=0)
 
 

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from facelm.data.annot import load_annot
+from facelm.data.limits import check_image_file_size, check_image_header
 from facelm.errors import FacelmError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -58,7 +59,10 @@ class FaceFolder:
 
 
 def open_folder(folder: str | os.PathLike, index: str | os.PathLike | None = None) -> FaceFolder:
-    """Open a challenge-format folder; ``index`` (from check-data) keeps only the names it lists."""
+    """Open a challenge-format folder; ``index`` (from check-data) keeps only the names it lists.
+
+    A folder without images (or whose ``annot.pkl`` lists none) is an error: nothing downstream
+    can use it, and an empty result would pass silently."""
     root = Path(folder)
     if not root.is_dir():
         raise FacelmError("data folder not found", root)
@@ -67,6 +71,9 @@ def open_folder(folder: str | os.PathLike, index: str | os.PathLike | None = Non
         names, landmarks = load_annot(annot)
     else:
         names, landmarks = list_images(root), None
+    if not names:
+        raise FacelmError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in the folder" if landmarks is None
+                          else "annot.pkl lists no images", root if landmarks is None else annot)
     if index is not None:
         keep = set(read_index(index))
         rows = [i for i, name in enumerate(names) if name in keep]
@@ -76,18 +83,24 @@ def open_folder(folder: str | os.PathLike, index: str | os.PathLike | None = Non
     return FaceFolder(root=root, names=names, landmarks=landmarks)
 
 
-def imread_rgb(path: str | os.PathLike) -> np.ndarray:
-    """Decode an image file to an RGB uint8 (H, W, 3) array, or raise FacelmError naming the file."""
-    path = Path(path)
+def imread_bgr(path: str | os.PathLike) -> np.ndarray:
+    """Decode an image file to a BGR uint8 (H, W, 3) array (OpenCV's order), or raise FacelmError naming
+    the file. The file's size and header are checked against :mod:`facelm.data.limits` first."""
+    check_image_file_size(path)
     try:
-        data = np.fromfile(path, dtype=np.uint8)
-    except FileNotFoundError:
-        raise FacelmError("image not found", path) from None
+        data = Path(path).read_bytes()
     except OSError as err:
         raise FacelmError(f"cannot read image ({err.strerror})", path) from None
-    if data.size == 0:
-        raise FacelmError("image file is empty", path)
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    check_image_header(data, path)
+    try:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error:
+        image = None
     if image is None:
         raise FacelmError("not a decodable image", path)
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return image
+
+
+def imread_rgb(path: str | os.PathLike) -> np.ndarray:
+    """Decode an image file to an RGB uint8 (H, W, 3) array, or raise FacelmError naming the file."""
+    return cv2.cvtColor(imread_bgr(path), cv2.COLOR_BGR2RGB)

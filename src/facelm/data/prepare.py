@@ -14,7 +14,7 @@ The crop is a similarity transform of the source (uniform scale + translation, n
 no warping) that puts the 68-point box (size ``sqrt(w*h)``) at ``CROP_BOX_FRACTION`` of the
 crop side with its centre at ``CROP_CENTRE`` -- the framing measured on the challenge's own
 crops. Files are processed by a process pool in chunks (streaming: only landmarks stay in
-memory), each JPEG is written atomically and ``annot.pkl`` last.
+memory), into a temporary folder that replaces the output folder only when complete.
 """
 
 from __future__ import annotations
@@ -28,7 +28,9 @@ import numpy as np
 from tqdm import tqdm
 
 from facelm.data.annot import save_annot
-from facelm.atomic import atomic_path
+from facelm.data.folder import imread_bgr
+from facelm.data.limits import positive_int
+from facelm.atomic import atomic_dir
 from facelm.errors import FacelmError
 from facelm.landmarks68 import CHALLENGE_SIZE, CROP_BOX_FRACTION, CROP_CENTRE, box_centre, box_size
 
@@ -105,15 +107,12 @@ def _pixel_matrix(matrix: np.ndarray) -> np.ndarray:
 def convert_one(task: tuple[Path, Path, Path, int]) -> tuple[str, np.ndarray]:
     image_path, points_path, out_path, size = task
     points = read_points(points_path)
-    image = cv2.imread(str(image_path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise FacelmError("unreadable image", image_path)
+    image = imread_bgr(image_path)
     matrix = crop_transform(points, size)
     flags = cv2.INTER_AREA if matrix[0, 0] < 1 else cv2.INTER_LINEAR
     crop = cv2.warpAffine(image, _pixel_matrix(matrix), (size, size), flags=flags, borderMode=cv2.BORDER_REPLICATE)
     ok, encoded = cv2.imencode(".jpg", crop, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-    with atomic_path(out_path) as tmp:
-        tmp.write_bytes(encoded.tobytes())
+    out_path.write_bytes(encoded.tobytes())  # inside prepare_folder's temporary folder
     return out_path.name, warp_points(points, matrix).astype(np.float32)
 
 
@@ -123,23 +122,29 @@ def _init_worker() -> None:
 
 def prepare_folder(raw_dir: str | os.PathLike, out_dir: str | os.PathLike, workers: int | None = None,
                    size: int = CHALLENGE_SIZE, limit: int | None = None) -> int:
-    """Convert ``raw_dir`` into ``out_dir``; returns the number of faces written."""
+    """Convert ``raw_dir`` into ``out_dir``; returns the number of faces written.
+
+    The folder is built beside ``out_dir`` and renamed into place when complete
+    (:func:`facelm.atomic.atomic_dir`), so a failed or killed run leaves the previous folder or none.
+    """
     raw_dir, out_dir = Path(raw_dir), Path(out_dir)
+    if int(size) < 1 or (limit is not None and limit < 1):
+        raise FacelmError(f"size and limit must be positive, got size {size}, limit {limit}")
     pairs = find_pairs(raw_dir)[:limit]
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tasks = [(image, points, out_dir / name, size) for image, points, name in pairs]
     workers = workers or min(4, os.cpu_count() or 1)
     names, landmarks = [], []
-    pool = multiprocessing.get_context("spawn").Pool(workers, _init_worker) if workers > 1 else None
-    try:
-        results = pool.imap(convert_one, tasks, chunksize=16) if pool else map(convert_one, tasks)
-        for name, points in tqdm(results, total=len(tasks), desc=f"prepare {raw_dir.name}", unit="img", disable=None):
-            names.append(name)
-            landmarks.append(points)
-    finally:
-        if pool:
-            pool.terminate()
-    save_annot(out_dir / "annot.pkl", names, np.stack(landmarks))
+    with atomic_dir(out_dir) as tmp:
+        tasks = [(image, points, tmp / name, size) for image, points, name in pairs]
+        pool = multiprocessing.get_context("spawn").Pool(workers, _init_worker) if workers > 1 else None
+        try:
+            results = pool.imap(convert_one, tasks, chunksize=16) if pool else map(convert_one, tasks)
+            for name, points in tqdm(results, total=len(tasks), desc=f"prepare {raw_dir.name}", unit="img", disable=None):
+                names.append(name)
+                landmarks.append(points)
+        finally:
+            if pool:
+                pool.terminate()
+        save_annot(tmp / "annot.pkl", names, np.stack(landmarks))
     return len(names)
 
 
@@ -147,8 +152,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("raw_dir", help="FaceSynthetics release folder or 300-W style folder (.pts)")
     parser.add_argument("out_dir", help="challenge-format output folder")
     parser.add_argument("--workers", type=int, help="processes (default: up to 4)")
-    parser.add_argument("--size", type=int, default=CHALLENGE_SIZE, help="crop side (default 384)")
-    parser.add_argument("--limit", type=int, help="convert only the first N faces")
+    parser.add_argument("--size", type=positive_int, default=CHALLENGE_SIZE, help="crop side (default 384)")
+    parser.add_argument("--limit", type=positive_int, help="convert only the first N faces")
 
 
 def main(args) -> int:

@@ -11,6 +11,7 @@ from facelm.data.augment import build_augment
 from facelm.config import load_config
 from facelm.errors import FacelmError
 from facelm.data.folder import imread_rgb, open_folder
+from facelm.data.limits import positive_int
 from facelm.landmarks68 import GROUPS
 from facelm.data.preprocess import preprocess_uint8
 
@@ -49,8 +50,8 @@ def augment_grid(folder, n: int = 16, size: int = 256, seed: int = 0, augment_cf
 def add_arguments(parser) -> None:
     parser.add_argument("folder", help="labelled challenge-format folder")
     parser.add_argument("out", help="PNG to write")
-    parser.add_argument("--n", type=int, default=16)
-    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--n", type=positive_int, default=16)
+    parser.add_argument("--size", type=positive_int, default=256)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--config", help="take the augment settings from this config (default: the defaults)")
 

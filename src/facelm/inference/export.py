@@ -26,7 +26,6 @@ using batch statistics afterwards, and later PyTorch predictions would disagree 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import warnings
 from pathlib import Path
@@ -82,18 +81,11 @@ def _load_source(source: str | os.PathLike) -> tuple[LandmarkGraph, dict]:
         card = {"kind": "model", "model": model.spec, "val_nme_384": meta.get("val_nme_384"),
                 "gamma": float(meta.get("gamma", 1.0)), "gamma_mode": meta.get("gamma_mode", "fixed")}
         return LandmarkGraph([model], [1.0], [size]).eval(), card
-    try:
-        spec = json.loads(path.read_text())
-        entries = [(str(m["model"]), float(m["weight"])) for m in spec["members"]]
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise FacelmError(f"not an ensemble spec ({type(err).__name__}: {err})", path) from None
-    if not entries:
-        raise FacelmError("ensemble spec has no members", path)
-    from facelm.models.checkpoint import resolve_member_path
+    from facelm.models.checkpoint import read_ensemble_spec
 
+    spec, entries = read_ensemble_spec(path)
     models, sizes, gammas, members = [], [], set(), []
-    for member, weight in entries:
-        member_path = resolve_member_path(path, member)
+    for member_path, weight in entries:
         model, meta = load_model(member_path)
         models.append(model)
         sizes.append(int(meta["input_size"]))

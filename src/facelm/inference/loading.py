@@ -8,7 +8,6 @@ The one place that knows every predictor kind, so the kinds never import each ot
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Sequence
@@ -19,7 +18,7 @@ from facelm.errors import FacelmError
 from facelm.inference.base import BasePredictor, Images
 from facelm.inference.onnx_predictor import OnnxPredictor
 from facelm.inference.predictor import Predictor
-from facelm.models.checkpoint import resolve_member_path
+from facelm.models.checkpoint import read_ensemble_spec
 
 
 class EnsemblePredictor(BasePredictor):
@@ -34,14 +33,9 @@ class EnsemblePredictor(BasePredictor):
 
     @classmethod
     def from_file(cls, path: str | os.PathLike) -> "EnsemblePredictor":
-        path = Path(path)
-        try:
-            spec = json.loads(path.read_text())
-            members = spec["members"]
-        except (OSError, ValueError, KeyError, TypeError) as err:
-            raise FacelmError(f"not an ensemble spec ({type(err).__name__}: {err})", path) from None
-        predictors = [load_predictor(resolve_member_path(path, m["model"])) for m in members]
-        return cls(predictors, [m["weight"] for m in members], bool(spec.get("hflip_tta", False)))
+        spec, entries = read_ensemble_spec(path)
+        predictors = [load_predictor(member) for member, _ in entries]
+        return cls(predictors, [weight for _, weight in entries], bool(spec.get("hflip_tta", False)))
 
     def predict(self, images: Images, batch_size: int = 64, hflip_tta: bool | None = None) -> np.ndarray:
         tta = self.hflip_tta if hflip_tta is None else hflip_tta

@@ -8,8 +8,9 @@ crops were framed, predicted, and its points mapped back to the photo. ``--crops
 ``--detect`` force either path. Images are read and predicted in chunks of ``--batch-size``
 (all faces of a chunk in one batched call). For each image ``<out>/<stem>.json`` (faces: box,
 score, 68 points in the image's pixel frame) and ``<out>/<stem>.png`` (points drawn) are
-written atomically. An unreadable image or a photo without a face is reported on one stderr
-line and the rest still run; the exit status is 1 if any image failed.
+written atomically. An unreadable image (or one over the limits of :mod:`facelm.data.limits`), a
+missing input, an empty folder or a photo without a face is reported on one stderr line and
+the rest still run; the exit status is 2 if any input failed.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from tqdm import tqdm
 from facelm.atomic import atomic_open, write_json
 from facelm.errors import FacelmError
 from facelm.data.folder import IMAGE_SUFFIXES, imread_rgb, list_images
+from facelm.data.limits import positive_int
 from facelm.landmarks68 import CHALLENGE_SIZE
 
 MODES = ("auto", "crops", "detect")
@@ -50,7 +52,10 @@ def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[str]]:
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            paths += [path / name for name in list_images(path)]
+            names = list_images(path)
+            paths += [path / name for name in names]
+            if not names:
+                errors.append(f"{path}: no images ({', '.join(IMAGE_SUFFIXES)}) in the folder")
         elif path.is_file():
             paths.append(path)
         else:
@@ -140,7 +145,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="model.pt, an exported .onnx, or an ensemble .json")
     parser.add_argument("--out", default="predictions", help="output folder (default: predictions)")
     parser.add_argument("--detector", default="haar", help="face detector for photos (default: haar)")
-    parser.add_argument("--batch-size", type=int, default=32, help="images per chunk and faces per forward pass")
+    parser.add_argument("--batch-size", type=positive_int, default=32, help="images per chunk and faces per forward pass")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--crops", dest="mode", action="store_const", const="crops",
                       help="treat every image as a challenge-style face crop (no detector)")
@@ -155,8 +160,6 @@ def main(args: argparse.Namespace) -> int:
     from facelm.inference.detect import create_detector
     from facelm.inference.loading import load_predictor
 
-    if args.batch_size < 1:
-        raise FacelmError(f"--batch-size must be >= 1, got {args.batch_size}")
     predictor = load_predictor(args.model)
     detector = None if args.mode == "crops" else create_detector(args.detector)
     paths, missing = expand_inputs(args.inputs)
@@ -164,4 +167,4 @@ def main(args: argparse.Namespace) -> int:
     for line in missing + failed:
         print(f"facelm predict: {line}", file=sys.stderr)
     print(f"predicted {len(paths) - len(failed)} of {len(paths)} images -> {os.fspath(args.out)}")
-    return 1 if missing or failed else 0
+    return 2 if missing or failed else 0

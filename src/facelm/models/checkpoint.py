@@ -8,6 +8,8 @@ A ``model.pt`` is ``{"format": "facelm-model-1", "spec": {"name", "kwargs"}, "st
 
 from __future__ import annotations
 
+import json
+import math
 import os
 from pathlib import Path
 
@@ -57,3 +59,31 @@ def resolve_member_path(spec_path: str | os.PathLike, member: str) -> Path:
     directory) when it exists there, else relative to the spec's folder."""
     member_path = Path(member)
     return member_path if member_path.is_absolute() or member_path.exists() else Path(spec_path).parent / member_path
+
+
+def read_ensemble_spec(path: str | os.PathLike) -> tuple[dict, list[tuple[Path, float]]]:
+    """An ensemble ``.json`` -> ``(spec, [(member model path, weight), ...])``, every entry checked.
+
+    The file may be hand-edited: a member that is not ``{"model": str, "weight": positive number}``
+    is a one-line error naming the spec and the member, never a KeyError.
+    """
+    path = Path(path)
+    try:
+        spec = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FacelmError("ensemble spec not found", path) from None
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise FacelmError(f"not an ensemble spec ({type(err).__name__}: {err})", path) from None
+    members = spec.get("members") if isinstance(spec, dict) else None
+    if not isinstance(members, list) or not members:
+        raise FacelmError("not an ensemble spec (needs a non-empty list \"members\")", path)
+    entries = []
+    for i, member in enumerate(members):
+        model = member.get("model") if isinstance(member, dict) else None
+        weight = member.get("weight") if isinstance(member, dict) else None
+        if not isinstance(model, str) or not model:
+            raise FacelmError(f"member {i} has no \"model\" path", path)
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not (math.isfinite(weight) and weight > 0):
+            raise FacelmError(f"member {i} ({model}) has no positive \"weight\"", path)
+        entries.append((resolve_member_path(path, model), float(weight)))
+    return spec, entries

@@ -11,6 +11,8 @@ import time
 import numpy as np
 import torch
 
+from facelm.data.limits import positive_int
+from facelm.errors import FacelmError
 from facelm.models import count_params, create_model, list_families, list_models, model_size_mb
 
 
@@ -39,15 +41,19 @@ def model_table(size: int = 128, budget_mb: float = 15.0, repeats: int = 10) -> 
     for name in list_models():
         model = create_model(name)
         mb = model_size_mb(model)
+        try:
+            cpu_ms = measure_cpu_ms(model, size, repeats=repeats)
+        except RuntimeError as err:  # e.g. an input smaller than the network's kernels
+            raise FacelmError(f"{name} cannot run on {size}x{size} inputs ({str(err).splitlines()[0]})") from None
         rows.append({"name": name, "family_default": defaults.get(name, ""), "params": count_params(model), "mb": mb,
-                     "cpu_ms": measure_cpu_ms(model, size, repeats=repeats), "within_budget": mb <= budget_mb})
+                     "cpu_ms": cpu_ms, "within_budget": mb <= budget_mb})
     return rows
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--size", type=int, default=128, help="input size for the speed measurement")
+    parser.add_argument("--size", type=positive_int, default=128, help="input size for the speed measurement")
     parser.add_argument("--markdown", action="store_true", help="print a markdown table")
-    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--repeats", type=positive_int, default=10)
 
 
 def main(args) -> int:

@@ -16,7 +16,6 @@ students lose nothing, but a higher-resolution teacher gains less than it could.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import time
 from pathlib import Path
@@ -28,7 +27,7 @@ from facelm import layout
 from facelm.config import Config, load_config
 from facelm.errors import FacelmError
 from facelm.landmarks68 import FLIP_PERM
-from facelm.models.checkpoint import load_model, resolve_member_path
+from facelm.models.checkpoint import load_model, read_ensemble_spec
 from facelm.training.trainer import train_model
 
 
@@ -54,13 +53,7 @@ class Teacher:
         """A ``model.pt`` or an ensemble ``.json``; refuses members preprocessed unlike the student."""
         path = Path(path)
         if path.suffix.lower() == ".json":
-            try:
-                spec = json.loads(path.read_text())
-                entries = [(resolve_member_path(path, m["model"]), float(m["weight"])) for m in spec["members"]]
-            except FileNotFoundError:
-                raise FacelmError("teacher file not found", path) from None
-            except (OSError, ValueError, KeyError, TypeError) as err:
-                raise FacelmError(f"not an ensemble spec ({type(err).__name__}: {err})", path) from None
+            _, entries = read_ensemble_spec(path)
         else:
             entries = [(path, 1.0)]
         digest = hashlib.sha256(f"tta={hflip_tta}".encode())

@@ -281,15 +281,20 @@ def train_model(config: Config, model_entry: ModelSpec, fold: int | None, out_di
     key = fingerprint(config, model_entry, fold, teacher.key if teacher is not None else None)
     start_epoch, history, step = 0, [], 0
     if ckpt_path.exists():
-        state = torch.load(ckpt_path, map_location=device, weights_only=False)
-        if state.get("fingerprint") == key:
+        try:  # weights_only: a checkpoint is a file like any other, and loading it must run no code
+            state = torch.load(ckpt_path, map_location=device, weights_only=True)
+        except Exception as err:  # noqa: BLE001 -- any failure to parse it means it cannot be resumed from
+            raise FacelmError(f"cannot resume from this checkpoint ({type(err).__name__}); delete it to start over",
+                              ckpt_path) from None
+        if isinstance(state, dict) and state.get("fingerprint") == key:
             model.load_state_dict(state["model"])
             ema.module.load_state_dict(state["ema"])
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
             scaler.load_state_dict(state["scaler"])
             torch.set_rng_state(state["rng_torch"])
-            np.random.set_state(state["rng_numpy"])
+            name, keys, *rest = state["rng_numpy"]
+            np.random.set_state((name, np.asarray(keys, np.uint32), *rest))
             random.setstate(state["rng_python"])
             start_epoch, history, step = state["epoch"] + 1, state["history"], state["step"]
             print_(f"resuming {out_dir} after epoch {start_epoch}")
@@ -357,7 +362,8 @@ def train_model(config: Config, model_entry: ModelSpec, fold: int | None, out_di
                             "model": model.state_dict(), "ema": ema.module.state_dict(),
                             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                             "scaler": scaler.state_dict(), "rng_torch": torch.get_rng_state(),
-                            "rng_numpy": np.random.get_state(), "rng_python": random.getstate()}, tmp)
+                            "rng_numpy": [v.tolist() if isinstance(v, np.ndarray) else v for v in np.random.get_state()],
+                            "rng_python": random.getstate()}, tmp)
         clock.lap("checkpoint")
         if on_epoch is not None and validate:
             on_epoch(epoch, val_nme)

@@ -19,6 +19,8 @@ import optuna
 from facelm import layout
 from facelm.atomic import write_json
 from facelm.config import Config, load_config
+from facelm.data.limits import positive_int
+from facelm.errors import FacelmError
 from facelm.training.params import apply_params, config_path_of
 
 def suggest(trial: optuna.Trial, space: dict) -> dict:
@@ -40,10 +42,17 @@ def sqlite_storage(path: Path) -> optuna.storages.RDBStorage:
 
 
 def open_study(config: Config, db: Path, seed: int = 0) -> optuna.Study:
-    return optuna.create_study(
-        study_name=config.run_name, storage=sqlite_storage(db), direction="minimize", load_if_exists=True,
-        sampler=optuna.samplers.TPESampler(seed=seed), pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1),
-    )
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        return optuna.create_study(
+            study_name=config.run_name, storage=sqlite_storage(db), direction="minimize", load_if_exists=True,
+            sampler=optuna.samplers.TPESampler(seed=seed),
+            pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1),
+        )
+    except SQLAlchemyError as err:
+        cause = getattr(err, "orig", None) or err
+        raise FacelmError(f"not an Optuna SQLite study ({type(cause).__name__}: {cause})", db) from None
 
 
 def objective_for(config: Config) -> callable:
@@ -94,14 +103,14 @@ def best_params(config: Config, db: Path) -> dict:
 def add_arguments(parser) -> None:
     parser.add_argument("--config", required=True)
     parser.add_argument("--worker", type=int, default=0, help="worker number (seeds its sampler)")
-    parser.add_argument("--trials", type=int, help="override tune.n_trials")
+    parser.add_argument("--trials", type=positive_int, help="override tune.n_trials")
     parser.add_argument("--study-db", help="SQLite file (default <results_dir>/optuna/study.db)")
     parser.add_argument("--best", help="write the best parameters to this JSON instead of running trials")
 
 
 def main(args) -> int:
     config = load_config(args.config)
-    if args.trials:
+    if args.trials is not None:
         config = config.updated(tune={"n_trials": args.trials})
     db = Path(args.study_db) if args.study_db else layout.optuna_dir(config) / "study.db"
     if args.best:

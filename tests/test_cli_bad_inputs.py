@@ -1,0 +1,357 @@
+"""Every verb of the `facelm` command, handed every kind of bad input a user might give it.
+
+Each (verb, bad input) pair must end with exit status 2, exactly one line on stderr naming the
+problem (and, where the case says so, the file), no traceback, no code run from a hostile file,
+and no file written or changed anywhere (no half-written output, no leftover temporary file).
+
+The verbs are walked from the CLI itself (:data:`facelm.cli.COMMANDS` and
+:func:`facelm.cli.build_parser`): a verb without an entry in :data:`BAD_INPUTS` fails the
+test, and the argument cases (unknown option, a non-number for every typed option, every
+count given as 0, every required argument missing) are read from each verb's parser, so a new verb or option is
+covered the day it is added. Runs in-process (``facelm.cli.main``) with file-descriptor capture,
+so C-level messages (OpenCV, libjpeg) count as stderr lines too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pickle
+import shutil
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from facelm.cli import COMMANDS, build_parser, main
+from facelm.data.limits import positive_int
+
+#: Placeholders in the argument lists below, filled from the ``kit`` fixture (``{out}`` is the
+#: case's own empty working folder, where every output is pointed).
+#:  missing, empty, corrupt (a garbage .jpg), huge (a header claiming 60000x60000 px), hostile (an
+#:  annot.pkl that would run a command), unlabelled, badname (a test image named "a b.jpg"),
+#:  model (a real, untrained model.pt), trunc_pt, garbage_pt, hostile_pt, garbage_onnx,
+#:  ens_missing (a member without "model"), config (a good config), bad_yaml, unknown_key,
+#:  wrong_type, bad_solution, garbage_zip, solution (a valid one for `test`), test, raw_corrupt,
+#:  raw_huge, run_garbage, run_no_keys, bad_params, garbage_db, file (a plain file)
+BAD_INPUTS: dict[str, list[tuple[str, list[str], str | None]]] = {
+    "validate-config": [
+        ("missing", ["{missing}"], "absent"),
+        ("yaml syntax", ["{bad_yaml}"], "bad.yaml"),
+        ("unknown key", ["{unknown_key}"], "no_such_key"),
+        ("wrong type", ["{wrong_type}"], "train"),
+        ("bad override", ["{config}", "train.epochs=many"], "train.epochs"),
+        ("override unknown key", ["{config}", "nope.x=1"], "nope"),
+    ],
+    "make-demo-data": [
+        ("out is a file", ["{file}"], "plain.txt"),
+        ("negative release", ["{out}/raw", "--release", "-3"], "positive"),
+    ],
+    "prepare": [
+        ("missing", ["{missing}", "{out}/p"], "absent"),
+        ("empty", ["{empty}", "{out}/p"], "empty"),
+        ("corrupt image", ["{raw_corrupt}", "{out}/p", "--workers", "1"], "000000.png"),
+        ("huge header", ["{raw_huge}", "{out}/p", "--workers", "1"], "000000.png"),
+    ],
+    "check-data": [
+        ("missing", ["{missing}"], "absent"),
+        ("empty", ["{empty}"], "empty"),
+        ("corrupt image", ["{corrupt}"], "broken.jpg"),
+        ("huge header", ["{huge}"], "bomb.jpg"),
+        ("hostile annot", ["{hostile}"], "annot.pkl"),
+        ("drop-bad without index", ["{corrupt}", "--drop-bad"], "--index"),
+        ("report under a plain file", ["{unlabelled}", "--out", "{file}/r.json"], "plain.txt"),
+    ],
+    "cache": [
+        ("missing", ["{missing}", "{out}/c", "--size", "32"], "absent"),
+        ("empty", ["{empty}", "{out}/c", "--size", "32"], "empty"),
+        ("corrupt image", ["{corrupt}", "{out}/c", "--size", "32", "--workers", "0"], "broken.jpg"),
+        ("huge header", ["{huge}", "{out}/c", "--size", "32", "--workers", "0"], "bomb.jpg"),
+        ("hostile annot", ["{hostile}", "{out}/c", "--size", "32"], "annot.pkl"),
+        ("negative gamma", ["{unlabelled}", "{out}/c", "--size", "32", "--gamma", "-1"], None),
+        ("missing index", ["{unlabelled}", "{out}/c", "--size", "32", "--index", "{missing}"], "absent"),
+        ("out under a plain file", ["{unlabelled}", "{file}/c", "--size", "32", "--workers", "0"], "plain.txt"),
+    ],
+    "show-augment": [
+        ("missing", ["{missing}", "{out}/a.png"], "absent"),
+        ("empty", ["{empty}", "{out}/a.png"], "empty"),
+        ("unlabelled", ["{unlabelled}", "{out}/a.png"], "unlabelled"),
+        ("hostile annot", ["{hostile}", "{out}/a.png"], "annot.pkl"),
+        ("huge header", ["{huge_labelled}", "{out}/a.png", "--n", "1"], "bomb.jpg"),
+        ("bad config", ["{unlabelled}", "{out}/a.png", "--config", "{bad_yaml}"], "bad.yaml"),
+    ],
+    "models": [
+        ("size too small for a network", ["--size", "4", "--repeats", "1"], "4x4"),
+    ],
+    "folds": [
+        ("missing config", ["--config", "{missing}"], "absent"),
+        ("bad yaml", ["--config", "{bad_yaml}"], "bad.yaml"),
+        ("empty train set", ["--config", "{config_empty_train}", "--out", "{out}/f.csv"], "empty"),
+        ("hostile train annot", ["--config", "{config_hostile_train}", "--out", "{out}/f.csv"], "annot.pkl"),
+    ],
+    "train": [
+        ("missing config", ["--config", "{missing}"], "absent"),
+        ("bad yaml", ["--config", "{bad_yaml}"], "bad.yaml"),
+        ("unknown model", ["--config", "{config}", "--model", "nope"], "nope"),
+        ("missing params", ["--config", "{config}", "--params", "{missing}"], "absent"),
+        ("garbage params", ["--config", "{config}", "--params", "{bad_params}"], "params.json"),
+        ("empty data", ["--data", "{empty}", "--val", "{labelled}", "--backbone", "pfld_025"], "empty"),
+        ("hostile data", ["--data", "{hostile}", "--val", "{labelled}", "--backbone", "pfld_025"], "annot.pkl"),
+        ("unknown backbone", ["--data", "{labelled}", "--val", "{labelled}", "--backbone", "no_such_net"], "no_such_net"),
+        ("neither form", [], None),
+    ],
+    "evaluate": [
+        ("missing model", ["{missing}", "{labelled}"], "absent"),
+        ("garbage model", ["{garbage_pt}", "{labelled}"], "garbage.pt"),
+        ("truncated model", ["{trunc_pt}", "{labelled}"], "trunc.pt"),
+        ("hostile model", ["{hostile_pt}", "{labelled}"], "hostile.pt"),
+        ("garbage onnx", ["{garbage_onnx}", "{labelled}"], "garbage.onnx"),
+        ("ensemble member without model", ["{ens_missing}", "{labelled}"], "ens.json"),
+        ("empty folder", ["{model}", "{empty}"], "empty"),
+        ("unlabelled folder", ["{model}", "{unlabelled}"], "unlabelled"),
+        ("hostile annot", ["{model}", "{hostile}"], "annot.pkl"),
+        ("huge header", ["{model}", "{huge_labelled}"], "bomb.jpg"),
+    ],
+    "distill": [
+        ("missing config", ["--config", "{missing}"], "absent"),
+        ("bad yaml", ["--config", "{bad_yaml}"], "bad.yaml"),
+        ("missing teacher", ["--config", "{config}", "--teacher", "{missing}"], "absent"),
+        ("teacher without model key", ["--config", "{config}", "--teacher", "{ens_missing}"], "ens.json"),
+        ("garbage teacher", ["--config", "{config}", "--teacher", "{garbage_pt}"], "garbage.pt"),
+        ("hostile teacher", ["--config", "{config}", "--teacher", "{hostile_pt}"], "hostile.pt"),
+    ],
+    "tune": [
+        ("missing config", ["--config", "{missing}"], "absent"),
+        ("bad yaml", ["--config", "{bad_yaml}"], "bad.yaml"),
+        ("garbage study db", ["--config", "{config}", "--study-db", "{garbage_db}", "--trials", "1"], "study.db"),
+    ],
+    "ensemble": [
+        ("missing config", ["--config", "{missing}", "--runs", "{missing}"], "absent"),
+        ("missing run", ["--config", "{config}", "--runs", "{missing}"], "absent"),
+        ("garbage run", ["--config", "{config}", "--runs", "{run_garbage}", "--out", "{out}/e.json"], "run_garbage"),
+        ("run without keys", ["--config", "{config}", "--runs", "{run_no_keys}", "--out", "{out}/e.json"], "metrics.json"),
+    ],
+    "submit": [
+        ("missing model", ["--model", "{missing}", "--test", "{test}", "--out-dir", "{out}/s"], "absent"),
+        ("garbage model", ["--model", "{garbage_pt}", "--test", "{test}", "--out-dir", "{out}/s"], "garbage.pt"),
+        ("hostile model", ["--model", "{hostile_pt}", "--test", "{test}", "--out-dir", "{out}/s"], "hostile.pt"),
+        ("garbage onnx", ["--model", "{garbage_onnx}", "--test", "{test}", "--out-dir", "{out}/s"], "garbage.onnx"),
+        ("ensemble member without model", ["--model", "{ens_missing}", "--test", "{test}", "--out-dir", "{out}/s"],
+         "ens.json"),
+        ("missing test", ["--model", "{model}", "--test", "{missing}", "--out-dir", "{out}/s"], "absent"),
+        ("empty test", ["--model", "{model}", "--test", "{empty}", "--out-dir", "{out}/s"], "empty"),
+        ("corrupt test image", ["--model", "{model}", "--test", "{corrupt}", "--out-dir", "{out}/s"], "broken.jpg"),
+        ("huge test image", ["--model", "{model}", "--test", "{huge}", "--out-dir", "{out}/s"], "bomb.jpg"),
+        ("unwritable test name", ["--model", "{model}", "--test", "{badname}", "--out-dir", "{out}/s"], "a b.jpg"),
+        ("hostile val annot", ["--model", "{model}", "--test", "{test}", "--val", "{hostile}", "--out-dir", "{out}/s"],
+         "annot.pkl"),
+        ("bad config", ["--config", "{bad_yaml}", "--model", "{model}", "--test", "{test}", "--out-dir", "{out}/s"],
+         "bad.yaml"),
+    ],
+    "validate-submission": [
+        ("missing solution", ["{missing}", "{test}"], "absent"),
+        ("bad solution", ["{bad_solution}", "{test}"], "bad_solution.txt"),
+        ("garbage zip", ["{garbage_zip}", "{test}"], "solution.zip"),
+        ("missing test", ["{solution}", "{missing}"], "absent"),
+        ("empty test", ["{solution}", "{empty}"], "empty"),
+        ("unwritable test name", ["{solution}", "{badname}"], "a b.jpg"),
+    ],
+    "score": [
+        ("missing solution", ["{missing}", "{labelled}/annot.pkl"], "absent"),
+        ("bad solution", ["{bad_solution}", "{labelled}/annot.pkl"], "bad_solution.txt"),
+        ("missing annot", ["{solution}", "{missing}"], "absent"),
+        ("hostile annot", ["{solution}", "{hostile}/annot.pkl"], "annot.pkl"),
+        ("solution for other images", ["{solution}", "{labelled}/annot.pkl"], "solution.txt"),
+    ],
+    "report": [
+        ("missing config", ["--config", "{missing}"], "absent"),
+        ("bad yaml", ["--config", "{bad_yaml}"], "bad.yaml"),
+        ("unknown key", ["--config", "{unknown_key}"], "no_such_key"),
+    ],
+    "export": [
+        ("missing model", ["{missing}", "{out}/m.onnx"], "absent"),
+        ("garbage model", ["{garbage_pt}", "{out}/m.onnx"], "garbage.pt"),
+        ("truncated model", ["{trunc_pt}", "{out}/m.onnx"], "trunc.pt"),
+        ("hostile model", ["{hostile_pt}", "{out}/m.onnx"], "hostile.pt"),
+        ("ensemble member without model", ["{ens_missing}", "{out}/m.onnx"], "ens.json"),
+    ],
+    "predict": [
+        ("missing model", ["{labelled}", "--model", "{missing}", "--out", "{out}/p"], "absent"),
+        ("garbage model", ["{labelled}", "--model", "{garbage_pt}", "--out", "{out}/p"], "garbage.pt"),
+        ("truncated model", ["{labelled}", "--model", "{trunc_pt}", "--out", "{out}/p"], "trunc.pt"),
+        ("hostile model", ["{labelled}", "--model", "{hostile_pt}", "--out", "{out}/p"], "hostile.pt"),
+        ("garbage onnx", ["{labelled}", "--model", "{garbage_onnx}", "--out", "{out}/p"], "garbage.onnx"),
+        ("ensemble member without model", ["{labelled}", "--model", "{ens_missing}", "--out", "{out}/p"], "ens.json"),
+        ("missing input", ["{missing}", "--model", "{model}", "--out", "{out}/p"], "absent"),
+        ("empty folder", ["{empty}", "--model", "{model}", "--out", "{out}/p"], "empty"),
+        ("corrupt image", ["{corrupt}", "--model", "{model}", "--out", "{out}/p", "--crops"], "broken.jpg"),
+        ("huge header", ["{huge}", "--model", "{model}", "--out", "{out}/p", "--crops"], "bomb.jpg"),
+        ("unknown detector", ["{labelled}", "--model", "{model}", "--out", "{out}/p", "--detector", "nope"], "nope"),
+    ],
+    "ablation": [
+        ("missing config", ["--config", "{missing}"], "absent"),
+        ("bad yaml", ["--config", "{bad_yaml}"], "bad.yaml"),
+        ("bad override", ["--config", "{config}", "train.epochs=many"], "train.epochs"),
+    ],
+}
+
+
+class _RunsCode:
+    """Unpickling this would run ``touch MARKER``: the hostile payload of annot.pkl and model files."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def _image(path, size=64, seed=0):
+    import cv2
+
+    cv2.imwrite(str(path), np.random.default_rng(seed).integers(0, 256, (size, size, 3), dtype=np.uint8))
+
+
+def _arg_cases(command: str) -> list[tuple[str, list[str], str | None]]:
+    """Bad-argument cases read from the verb's parser: unknown option, non-numbers, zero counts, missing required."""
+    parser = build_parser(command)
+    cases = [("unknown option", ["--no-such-option"], None)]  # argparse may name a missing required one first
+    for action in parser._actions:
+        if action.option_strings and action.type in (int, float, positive_int):
+            cases.append((f"{action.option_strings[-1]} not a number", [action.option_strings[-1], "x1"], "x1"))
+        if action.option_strings and action.type is positive_int:
+            cases.append((f"{action.option_strings[-1]} zero", [action.option_strings[-1], "0"], "positive"))
+    if any(a.required and a.nargs != argparse.ZERO_OR_MORE for a in parser._actions):
+        cases.append(("required missing", [], "required"))
+    return cases
+
+
+def _all_cases() -> list[tuple[str, str, list[str], str | None]]:
+    return [(command, name, argv, mention) for command in sorted(COMMANDS)
+            for name, argv, mention in BAD_INPUTS.get(command, []) + _arg_cases(command)]
+
+
+CASES = _all_cases()
+
+
+def test_every_verb_has_bad_inputs():
+    missing = sorted(set(COMMANDS) - set(BAD_INPUTS))
+    assert not missing, f"verbs without bad inputs in BAD_INPUTS: {missing}"
+    assert not set(BAD_INPUTS) - set(COMMANDS), "BAD_INPUTS names verbs the CLI does not have"
+    print(f"{len(CASES)} (verb, bad input) pairs over {len(COMMANDS)} verbs")
+
+
+@pytest.fixture(scope="module")
+def kit(tmp_path_factory, demo_data, huge_header_jpeg):
+    """Every kind of bad input once, plus the good files some cases need to reach the bad one."""
+    from facelm.data.annot import save_annot
+    from facelm.models import create_model
+    from facelm.models.checkpoint import save_checkpoint
+
+    root = tmp_path_factory.mktemp("kit")
+    p = {"missing": root / "absent", "marker": root / "PWNED"}
+    for name in ("empty", "corrupt", "huge", "hostile", "unlabelled", "badname", "huge_labelled", "test",
+                 "raw_corrupt", "raw_huge", "run_garbage", "run_no_keys"):
+        p[name] = root / name
+        p[name].mkdir()
+    (p["corrupt"] / "broken.jpg").write_bytes(b"\xff\xd8 this is not a jpeg")
+    (p["huge"] / "bomb.jpg").write_bytes(huge_header_jpeg)
+    _image(p["unlabelled"] / "a.jpg")
+    shutil.copy(p["unlabelled"] / "a.jpg", p["badname"] / "a b.jpg")
+    p["labelled"] = demo_data / "aflw_val"
+    shutil.copytree(demo_data / "aflw_test", p["test"], dirs_exist_ok=True)
+    shutil.copy(p["labelled"] / "000000.jpg", p["hostile"] / "000000.jpg")
+    (p["hostile"] / "annot.pkl").write_bytes(pickle.dumps(([ "000000.jpg"], _RunsCode(p["marker"]))))
+    (p["huge_labelled"] / "bomb.jpg").write_bytes(huge_header_jpeg)
+    save_annot(p["huge_labelled"] / "annot.pkl", ["bomb.jpg"], np.full((1, 68, 2), 100.0, np.float32))
+    for raw in ("raw_corrupt", "raw_huge"):
+        (p[raw] / "000000_ldmks.txt").write_text("".join(f"{100 + i} {120 + i}\n" for i in range(70)))
+    (p["raw_corrupt"] / "000000.png").write_bytes(b"\x89PNG garbage")
+    (p["raw_huge"] / "000000.png").write_bytes(huge_header_jpeg)
+
+    model = create_model("pfld_025")
+    p["model"] = root / "model.pt"
+    save_checkpoint(p["model"], model, {"input_size": 64, "gamma": 1.0, "gamma_mode": "fixed"})
+    p["trunc_pt"] = root / "trunc.pt"
+    p["trunc_pt"].write_bytes(p["model"].read_bytes()[:5000])
+    p["garbage_pt"] = root / "garbage.pt"
+    p["garbage_pt"].write_bytes(b"not a model at all")
+    p["hostile_pt"] = root / "hostile.pt"
+    torch.save({"format": "facelm-model-1", "meta": _RunsCode(p["marker"])}, p["hostile_pt"])
+    p["garbage_onnx"] = root / "garbage.onnx"
+    p["garbage_onnx"].write_bytes(b"not onnx")
+    (root / "garbage.json").write_text(json.dumps({"input_size": 64}))  # its model card, so the graph is read
+    p["ens_missing"] = root / "ens.json"
+    p["ens_missing"].write_text(json.dumps({"members": [{"model": "model.pt", "weight": 0.5}, {"weight": 0.5}]}))
+
+    good = {"data_dir": str(demo_data), "train_sets": ["synthetics_train"], "results_dir": "results",
+            "submissions_dir": "submissions", "models": [{"name": "pfld_025"}],
+            "train": {"size": 32, "epochs": 1, "batch_size": 8, "workers": 0}}
+    configs = {"config": good, "unknown_key": {**good, "no_such_key": 1},
+               "wrong_type": {**good, "train": {"epochs": "many"}},
+               "config_empty_train": {**good, "train_sets": [str(p["empty"])]},
+               "config_hostile_train": {**good, "train_sets": [str(p["hostile"])]}}
+    for name, config in configs.items():
+        p[name] = root / f"{name}.yaml"
+        p[name].write_text(yaml.safe_dump(config))
+    p["bad_yaml"] = root / "bad.yaml"
+    p["bad_yaml"].write_text("train: [unclosed\n  epochs: 1\n")
+    p["bad_solution"] = root / "bad_solution.txt"
+    p["bad_solution"].write_text("000000.jpg 1 2 3\n")
+    p["garbage_zip"] = root / "solution.zip"
+    p["garbage_zip"].write_bytes(b"PK\x03\x04 not a zip")
+    p["solution"] = root / "solution.txt"
+    names = sorted(f.name for f in p["test"].iterdir())
+    p["solution"].write_text("".join(f"{n} " + " ".join(["1.0"] * 136) + "\n" for n in names))
+    (p["run_garbage"] / "metrics.json").write_text("{not json")
+    (p["run_no_keys"] / "metrics.json").write_text(json.dumps({"fold": None}))
+    np.save(p["run_no_keys"] / "val_pred.npy", np.zeros((12, 68, 2), np.float32))
+    p["bad_params"] = root / "params.json"
+    p["bad_params"].write_text("[1, 2")
+    p["garbage_db"] = root / "study.db"
+    p["garbage_db"].write_bytes(b"this is not SQLite" * 10)
+    p["file"] = root / "plain.txt"
+    p["file"].write_text("a file where a folder should be")
+    return root, {k: str(v) for k, v in p.items()}
+
+
+def _snapshot(folder) -> dict[str, tuple[int, int]]:
+    return {str(f): (f.stat().st_size, f.stat().st_mtime_ns) for f in sorted(folder.rglob("*")) if f.is_file()}
+
+
+@pytest.mark.parametrize("command, name, argv, mention", CASES, ids=[f"{c}-{n}" for c, n, _, _ in CASES])
+def test_bad_input_is_one_line_exit_2_and_leaves_nothing(command, name, argv, mention, kit, tmp_path, monkeypatch,
+                                                          capfd):
+    root, paths = kit
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    before = _snapshot(root)
+    status = main([command, *(a.format(out=work, **paths) for a in argv)])
+    out, err = capfd.readouterr()
+    lines = err.strip().splitlines()
+    assert status == 2, f"exit {status}; stderr: {err}; stdout: {out[-500:]}"
+    assert len(lines) == 1, f"stderr has {len(lines)} lines:\n{err}"
+    assert "Traceback" not in err and lines[0].startswith(f"facelm {command}")
+    if mention:
+        assert mention in lines[0], lines[0]
+    assert not os.path.exists(paths["marker"]), "a hostile file ran code"
+    left = [str(f.relative_to(work)) for f in work.rglob("*") if f.is_file()]
+    assert not left, f"files left behind: {left}"
+    assert _snapshot(root) == before, "an input was changed"
+
+
+@pytest.mark.parametrize("command, name", [("predict", "huge header"), ("check-data", "empty")])
+def test_a_real_process_behaves_the_same(command, name, kit, tmp_path):
+    """The issue's own examples, through `python -m facelm` (interpreter start-up and exit included)."""
+    import subprocess
+    import sys
+
+    root, paths = kit
+    argv = next(a for n, a, _ in BAD_INPUTS[command] if n == name)
+    result = subprocess.run([sys.executable, "-m", "facelm", command, *(a.format(out=tmp_path, **paths) for a in argv)],
+                            capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "Traceback" not in result.stderr and not any(tmp_path.rglob("*.*"))

@@ -1,0 +1,196 @@
+"""``kill -9`` at a random moment leaves the old output or none, never a broken one; a rerun completes.
+
+For each of ``cache``, ``prepare``, ``submit``, ``ensemble`` and ``tune``: a first run is killed
+(no output before it), the output is checked (absent, or complete and valid), a rerun must
+succeed, then a run over that output is killed and the output checked again. The kill comes a
+random time (seeded, printed) after the command starts writing -- the first new entry beside
+its output -- so it lands inside the write, where a non-atomic writer would leave half a file.
+(Training has its own kill test in tests/training/test_trainer.py.)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+pytestmark = pytest.mark.slow
+
+RNG = random.Random(int(os.environ.get("FACELM_KILL_SEED", "14")))
+
+
+def _entries(folder: Path) -> set[str]:
+    return {str(p) for p in folder.rglob("*")} if folder.exists() else set()
+
+
+def run_and_kill(argv: list[str], watch: Path, spread: float, cwd: Path) -> tuple[bool, float]:
+    """Start ``facelm ARGV``; once anything new appears under ``watch``, wait a random 0..spread s and
+    kill -9 its process group. Returns (killed, seconds from the first write to the end)."""
+    watch.mkdir(parents=True, exist_ok=True)
+    before = _entries(watch)
+    proc = subprocess.Popen([sys.executable, "-m", "facelm", *argv], cwd=cwd, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 120
+    while proc.poll() is None and _entries(watch) == before and time.time() < deadline:
+        time.sleep(0.005)
+    writing = time.time()
+    time.sleep(RNG.uniform(0, spread))
+    killed = proc.poll() is None
+    if killed:
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert killed or proc.returncode == 0, f"facelm {argv[0]} failed with status {proc.returncode}"
+    return killed, time.time() - writing
+
+
+def kill_mid_write(argv: list[str], watch: Path, spread: float, cwd: Path, reset=None) -> str:
+    """Kill a run while it writes; when it finished first, aim inside its measured write time and retry
+    (``reset`` first removes what the finished run wrote, to retry from the same state)."""
+    for _ in range(4):
+        killed, seconds = run_and_kill(argv, watch, spread, cwd)
+        if killed:
+            return f"facelm {argv[0]}: killed {seconds:.2f} s after its first write"
+        spread = seconds
+        if reset:
+            reset()
+    pytest.fail(f"facelm {argv[0]} always finished before the kill")
+
+
+def rerun(argv: list[str], cwd: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "facelm", *argv], cwd=cwd, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+def check_killed_twice(argv, watch, spread, cwd, valid, outputs, again=()) -> None:
+    """Kill a first run (no output yet), check; rerun to completion; kill a run over that output (``argv``
+    plus ``again``: what makes it redo work rather than find it done), check."""
+    def reset():
+        for path in outputs:
+            shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+
+    what = kill_mid_write(argv, watch, spread, cwd, reset)
+    print(what)
+    valid(allow_absent=True, note=what)
+    rerun(argv, cwd)
+    valid(allow_absent=False, note="after the rerun")
+    what = kill_mid_write(argv + list(again), watch, spread, cwd)
+    print(what, "(over a finished output)")
+    valid(allow_absent=True, note=what)  # atomic_dir swaps folders with two renames: old, or none, in between
+
+
+def test_cache(demo_data, tmp_path):
+    from facelm.data.cache import cache_is_fresh, open_cache
+
+    folder, out = demo_data / "synthetics_train", tmp_path / "cache" / "s64"
+    argv = ["cache", str(folder), str(out), "--size", "64", "--workers", "0"]
+
+    def valid(allow_absent, note):
+        if allow_absent and not out.exists():
+            return
+        cache = open_cache(out)
+        assert len(cache) == 48 and np.asarray(cache.images).any(), note
+        assert cache_is_fresh(folder, out, 1.0, "fixed", 64), note
+
+    check_killed_twice(argv, out.parent, 0.5, tmp_path, valid, [out], again=["--force"])
+
+
+def test_prepare(tmp_path):
+    from facelm.data.demo import make_release_data
+    from facelm.data.folder import imread_rgb, open_folder
+
+    raw, out = tmp_path / "raw", tmp_path / "prepared" / "train"
+    make_release_data(raw, 24, workers=1)
+    argv = ["prepare", str(raw), str(out), "--workers", "1"]
+
+    def valid(allow_absent, note):
+        if allow_absent and not out.exists():
+            return
+        faces = open_folder(out)
+        assert len(faces) == 24 and faces.labelled, note
+        assert all(imread_rgb(faces.path(n)).shape == (384, 384, 3) for n in faces.names), note
+
+    check_killed_twice(argv, out.parent, 1.0, tmp_path, valid, [out])
+
+
+def _untrained_model(path: Path) -> Path:
+    from facelm.models import create_model
+    from facelm.models.checkpoint import save_checkpoint
+
+    save_checkpoint(path, create_model("pfld_025"), {"input_size": 64, "gamma": 1.0, "gamma_mode": "fixed"})
+    return path
+
+
+def test_submit(demo_data, tmp_path):
+    from facelm.challenge.submission_check import validate_solution
+
+    test = tmp_path / "test"
+    test.mkdir()
+    for i in range(100):
+        shutil.copy(demo_data / "aflw_test" / f"{i % 10:06d}.jpg", test / f"t{i:04d}.jpg")
+    names = sorted(p.name for p in test.iterdir())
+    out = tmp_path / "submissions" / "run"
+    argv = ["submit", "--model", str(_untrained_model(tmp_path / "model.pt")), "--test", str(test),
+            "--out-dir", str(out), "--batch-size", "16"]
+
+    def valid(allow_absent, note):
+        for name in ("solution.txt", "solution.zip"):
+            if allow_absent and not (out / name).exists():
+                continue
+            validate_solution(out / name, names)
+
+    check_killed_twice(argv, out.parent, 0.1, tmp_path, valid, [out])
+
+
+def _write_config(config, path: Path) -> Path:
+    path.write_text(yaml.safe_dump(config.to_dict()))
+    return path
+
+
+def test_ensemble(tiny_pipeline, tmp_path):
+    from facelm.models.checkpoint import read_ensemble_spec
+
+    config, runs = tiny_pipeline
+    out = tmp_path / "ensemble" / "e.json"
+    argv = ["ensemble", "--config", str(_write_config(config, tmp_path / "config.yaml")), "--runs",
+            *map(str, runs), "--out", str(out)]
+
+    def valid(allow_absent, note):
+        if allow_absent and not out.exists():
+            return
+        spec, members = read_ensemble_spec(out)
+        assert members and spec["total_mb"] > 0, note
+
+    check_killed_twice(argv, out.parent, 0.1, tmp_path, valid, [out])
+
+
+def test_tune(tiny_pipeline, tmp_path):
+    from facelm.training.tune import open_study
+
+    config, _ = tiny_pipeline
+    config = config.updated(results_dir=str(tmp_path / "results"),
+                            tune={"enabled": True, "n_trials": 2, "epochs": 1, "model": {"name": "pfld_025"},
+                                  "search_space": {"lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True}}})
+    path = _write_config(config, tmp_path / "config.yaml")
+    optuna_dir, db = tmp_path / "results" / "optuna", tmp_path / "results" / "optuna" / "study.db"
+    argv = ["tune", "--config", str(path)]
+
+    def valid(allow_absent, note):
+        done = optuna_dir / "worker0.done"
+        if db.exists():
+            open_study(config, db).get_trials()  # the SQLite file opens and reads
+        if allow_absent and not done.exists():
+            return
+        summary = json.loads(done.read_text())
+        assert summary["trials"]["COMPLETE"] + summary["trials"]["PRUNED"] + summary["trials"]["FAIL"] >= 2, note
+
+    check_killed_twice(argv, optuna_dir, 3.0, tmp_path, valid, [optuna_dir], again=["--trials", "3"])
