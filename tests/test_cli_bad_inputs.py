@@ -114,6 +114,16 @@ BAD_INPUTS: dict[str, list[tuple[str, list[str], str | None]]] = {
         ("hostile annot", ["{model}", "{hostile}"], "annot.pkl"),
         ("huge header", ["{model}", "{huge_labelled}"], "bomb.jpg"),
     ],
+    "model-card": [
+        ("missing model", ["{missing}", "{labelled}", "--out", "{out}/c.md"], "absent"),
+        ("garbage model", ["{garbage_pt}", "{labelled}", "--out", "{out}/c.md"], "garbage.pt"),
+        ("hostile model", ["{hostile_pt}", "{labelled}", "--out", "{out}/c.md"], "hostile.pt"),
+        ("garbage onnx", ["{garbage_onnx}", "{labelled}", "--out", "{out}/c.md"], "garbage.onnx"),
+        ("ensemble member without model", ["{ens_missing}", "{labelled}", "--out", "{out}/c.md"], "ens.json"),
+        ("empty folder", ["{model}", "{empty}", "--out", "{out}/c.md"], "empty"),
+        ("unlabelled folder", ["{model}", "{unlabelled}", "--out", "{out}/c.md"], "unlabelled"),
+        ("hostile annot", ["{model}", "{hostile}", "--out", "{out}/c.md"], "annot.pkl"),
+    ],
     "distill": [
         ("missing config", ["--config", "{missing}"], "absent"),
         ("bad yaml", ["--config", "{bad_yaml}"], "bad.yaml"),

@@ -28,7 +28,7 @@ import numpy as np
 
 from facelm.atomic import atomic_open, write_json
 from facelm.challenge.evaluate import evaluate, region_table
-from facelm.errors import FacelmError
+from facelm.data.limits import positive_int
 
 
 def ort_ms_per_face(onnx_path: str | os.PathLike, size: int, runs: int = 200) -> float:
@@ -140,13 +140,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("model", help="model.pt, .onnx or ensemble .json")
     parser.add_argument("folder", help="labelled challenge-format folder (e.g. aflw_val)")
     parser.add_argument("--out", required=True, help="MODEL_CARD.md to write (and the same name with .json)")
-    parser.add_argument("--runs", type=int, default=200, help="timed onnxruntime calls (median)")
+    parser.add_argument("--runs", type=positive_int, default=200, help="timed onnxruntime calls (median)")
     parser.add_argument("--hflip-tta", action="store_true", help="force flip TTA (default: the model's own)")
 
 
 def main(args) -> int:
-    if args.runs < 1:
-        raise FacelmError(f"--runs must be at least 1, not {args.runs}")
     card = build_card(args.model, args.folder, args.runs, True if args.hflip_tta else None)
     out = Path(args.out)
     with atomic_open(out, "w") as handle:
