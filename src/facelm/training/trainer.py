@@ -213,7 +213,9 @@ def train_model(config: Config, model_entry: ModelSpec, fold: int | None, out_di
     cfg = config.train_for(model_entry)
     seed = config.seed
     distributed, rank, world = _distributed()
-    device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu")
+    # LOCAL_RANK picks this process's GPU, unless it sees only its own (a GPU slot, facelm.training.gpu_slot)
+    device = (torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0)) % torch.cuda.device_count()}")
+              if torch.cuda.is_available() else torch.device("cpu"))
     seed_everything(seed)
 
     model = create_model(model_entry.name, **model_entry.kwargs)
