@@ -62,10 +62,9 @@ def test_concurrent_processes_hold_distinct_slots_released_on_exit_and_on_kill(t
         crashed.send_signal(signal.SIGKILL)  # a crash frees its slot; the waiting job gets that one
         assert _report(waiting, 30) == ("2", "2")
 
-        first = holders[0]
-        first.stdin.close()  # a normal exit frees its slot too
-        first.wait(30)
-        freed = reports[0][0]
+        leaving, (freed, _) = next((proc, report) for proc, report in zip(holders, reports) if proc is not crashed)
+        leaving.stdin.close()  # a normal exit frees its slot too
+        leaving.wait(30)
         again = _holder(env)
         holders.append(again)
         assert _report(again, 30) == (freed, freed)
