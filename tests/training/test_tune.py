@@ -96,3 +96,15 @@ def test_journal_storage_is_shared_by_two_processes(tiny_pipeline, tmp_path):
     trials = open_study(config, url).trials
     assert sorted(t.number for t in trials) == list(range(10))
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+
+
+def test_an_unreachable_server_is_one_line(tmp_path):
+    config = Path(__file__).resolve().parents[2] / "config.yaml"
+    result = subprocess.run([sys.executable, "-m", "facelm", "tune", "--config", str(config),
+                             "--storage", "postgresql://facelm@127.0.0.1:1/optuna"], capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")},
+                            cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "facelm tune: error: cannot open the Optuna storage postgresql://facelm@127.0.0.1:1/optuna: connection to "
+        'server at "127.0.0.1", port 1 failed: Connection refused']

@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
 from pathlib import Path
 
 import optuna
 import sqlalchemy.engine
+import sqlalchemy.exc
 
 from facelm import layout
 from facelm.atomic import write_json
@@ -81,7 +83,17 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
         # a busy timeout lets several worker processes share the SQLite file
         return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
     # a server: drop connections the server or a firewall closed while a long trial trained
-    return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+    for attempt in range(5):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+        except sqlalchemy.exc.IntegrityError:
+            # workers starting together on an empty database race to create Optuna's tables;
+            # the loser retries and finds them made
+            if attempt == 4:
+                raise
+            time.sleep(0.5 + attempt)
+        except sqlalchemy.exc.OperationalError as err:
+            raise FacelmError(f"cannot open the Optuna storage {shown(url)}: {str(err.orig).strip().splitlines()[0]}") from None
 
 
 def study_exists(config: Config, url: str) -> bool:
