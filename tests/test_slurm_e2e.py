@@ -166,7 +166,7 @@ class Cluster:
             "SlurmdParameters=config_overrides\n"
             "SlurmctldParameters=enable_configless\nSchedulerType=sched/backfill\nSlurmctldTimeout=30\nSlurmdTimeout=60\nMinJobAge=300\nKillWait=5\n"
             f"AccountingStorageType=accounting_storage/slurmdbd\nAccountingStorageHost=localhost\n"
-            f"AccountingStoragePort={self.ports['slurmdbd']}\nJobCompType=jobcomp/none\n"
+            f"AccountingStoragePort={self.ports['slurmdbd']}\nAccountingStoreFlags=job_comment\nJobCompType=jobcomp/none\n"
             f"NodeName={self.node} NodeAddr=127.0.0.1 NodeHostname={socket.gethostname()} CPUs={cpus} "
             "RealMemory=65536 State=UNKNOWN\n"
             f"PartitionName=debug Nodes={self.node} Default=YES MaxTime=INFINITE State=UP\n")
@@ -250,11 +250,17 @@ def test_demo_dag_runs_through_the_slurm_executor(slurm_cluster, tmp_path):
     print(f"snakemake through SLURM: {time.perf_counter() - started:.0f} s")
     assert result.returncode == 0, (result.stderr[-4000:] + "\n--- slurmctld ---\n"
                                     + _tail(slurm_cluster.root / "log" / "slurmctld.log"))
-    # every job ran as a SLURM job: accounting has them, all completed
-    sacct = slurm_cluster.run(_program("sacct"), "-X", "-n", "-P", "-a", "-o", "JobName,State,Account,ReqCPUS,ReqMem",
+    # every job ran as a SLURM job with its rule's resources (the executor names the rule in the comment)
+    sacct = slurm_cluster.run(_program("sacct"), "-X", "-n", "-P", "-a", "-o", "Comment,State,ReqCPUS,ReqMem,Timelimit",
                               what="sacct").stdout.splitlines()
-    states = [line.split("|") for line in sacct if line]
-    assert len(states) >= 9 and all(state[1] == "COMPLETED" for state in states), sacct
+    jobs = [line.split("|") for line in sacct if line]
+    rules = sorted(comment.removeprefix("rule_").split("_wildcards_")[0] for comment, *_ in jobs)
+    assert rules == sorted(["demo_data", "check_data", "check_data", "check_data", "gamma_cache", "gamma_cache", "folds",
+                            "tune_worker", "tune_best", "train", "ensemble", "submission"]), sacct
+    assert all(state == "COMPLETED" for _, state, *_ in jobs), sacct
+    by_rule = {comment.removeprefix("rule_").split("_wildcards_")[0]: rest for comment, _, *rest in jobs}
+    assert by_rule["train"] == ["1", "2000M", "00:30:00"]  # compute.threads, train_mem_mb, train_runtime_min
+    assert by_rule["check_data"] == [str(min(4, os.cpu_count() or 1)), "4000M", "02:00:00"]
     solution = tmp_path / "submissions" / "demo" / "solution.zip"
     names, points = validate_solution(solution, list_images(tmp_path / "data" / "aflw_test"))
     assert len(names) == 48 and points.shape == (48, 68, 2)
