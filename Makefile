@@ -28,12 +28,13 @@ test-fast: install
 test-slow: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pytest -m slow
 
-# Optuna dashboard on the tuning study (loopback only; set HOST=0.0.0.0 to expose it).
+# Optuna dashboard on the tuning study (loopback only; set HOST=0.0.0.0 to expose it). STORAGE
+# defaults to $FACELM_OPTUNA_STORAGE, else the SQLite study under results/.
 HOST ?= 127.0.0.1
 PORT ?= 8080
-STUDY_DB ?= results/optuna/study.db
+STORAGE ?= $(or $(FACELM_OPTUNA_STORAGE),sqlite:///results/optuna/study.db)
 dashboard: install
-	$(BIN)/optuna-dashboard sqlite:///$(STUDY_DB) --host $(HOST) --port $(PORT)
+	$(BIN)/optuna-dashboard '$(STORAGE)' --host $(HOST) --port $(PORT)
 
 clean:
 	rm -rf results .snakemake

@@ -135,7 +135,7 @@ BAD_INPUTS: dict[str, list[tuple[str, list[str], str | None]]] = {
     "tune": [
         ("missing config", ["--config", "{missing}"], "absent"),
         ("bad yaml", ["--config", "{bad_yaml}"], "bad.yaml"),
-        ("garbage study db", ["--config", "{config}", "--study-db", "{garbage_db}", "--trials", "1"], "study.db"),
+        ("garbage study db", ["--config", "{config}", "--storage", "sqlite:///{garbage_db}", "--trials", "1"], "study.db"),
     ],
     "ensemble": [
         ("missing config", ["--config", "{missing}", "--runs", "{missing}"], "absent"),

@@ -68,3 +68,48 @@ def test_challenge_mode_with_distillation_submits_the_student(workdir):
     assert "rule teacher:" in out and "rule distill:" in out
     ensemble_cmd = next(line for line in out.splitlines() if " ensemble --config" in line and "--teacher" not in line)
     assert "--runs results/distill/" in ensemble_cmd and "results/runs/" not in ensemble_cmd
+
+
+def _jobs(dry_run_stdout: str) -> list[dict]:
+    """Each job of a dry run: its rule, threads and resources (name -> printed value)."""
+    jobs = []
+    for line in dry_run_stdout.splitlines():
+        if line.startswith(("rule ", "localrule ")):
+            jobs.append({"rule": line.split()[1].rstrip(":"), "threads": 1, "resources": {}})
+        elif jobs and line.strip().startswith("threads:"):
+            jobs[-1]["threads"] = int(line.split(":")[1])
+        elif jobs and line.strip().startswith("resources:"):
+            pairs = (item.split("=", 1) for item in line.split(":", 1)[1].split(", "))
+            jobs[-1]["resources"] = {key.strip(): value for key, value in pairs}
+    return jobs
+
+
+def test_slurm_profile_dry_run_gives_every_job_its_resources(workdir):
+    """What `snakemake -n --profile profiles/slurm submission` would submit (a dry run caps threads at
+    --cores, hence --cores 64 to see them)."""
+    (workdir / "gpu.yaml").write_text("compute: {gpus: 1, ddp_procs: 2, threads: 3}\n")
+    result = snakemake("-n", "-p", "--profile", str(REPO / "profiles" / "slurm"), "--cores", "64", "submission",
+                       "--configfile", str(workdir / "config.yaml"), str(workdir / "gpu.yaml"), cwd=workdir)
+    assert result.returncode == 0, result.stderr[-2000:]
+    jobs = _jobs(result.stdout)
+    assert len(jobs) == 15, [job["rule"] for job in jobs]
+    for job in jobs:
+        assert {"mem_mb", "runtime"} <= job["resources"].keys(), job
+    trains = [job for job in jobs if job["rule"] == "train"]
+    assert len(trains) == 4
+    for job in trains:  # DDP: 2 processes x (1 GPU, 3 threads, train_mem_mb)
+        assert job["resources"]["gpu"] == "2" and job["threads"] == 6 and job["resources"]["mem_mb"] == "32000"
+    tune = next(job for job in jobs if job["rule"] == "tune_worker")
+    assert tune["resources"]["gpu"] == "1" and tune["threads"] == 3
+    light = [job for job in jobs if job["rule"] not in ("train", "tune_worker")]
+    assert all(job["resources"].get("gpu", "0") == "0" for job in light)
+    assert result.stdout.count("torch.distributed.run --standalone --nproc_per_node 2 -m facelm train") == 4
+
+
+def test_a_cpu_box_requests_no_gpu_and_trains_in_one_process(workdir):
+    result = snakemake("-n", "-p", "--cores", "64", "submission", "--configfile", str(workdir / "config.yaml"),
+                       cwd=workdir)
+    assert result.returncode == 0, result.stderr[-2000:]
+    jobs = _jobs(result.stdout)
+    assert all(job["resources"].get("gpu", "0") == "0" for job in jobs)
+    assert "torch.distributed.run" not in result.stdout

@@ -39,6 +39,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "predict": ("facelm.inference.predict", "predict landmarks on crops or photos (with face detection)"),
     "ablation": ("facelm.challenge.ablation", "train every method briefly and write the ablation table"),
 }
+#: commands that train: each process holds one GPU slot when FACELM_GPU_SLOTS is set (facelm.training.gpu_slot)
+GPU_COMMANDS = {"train", "tune", "distill", "ablation"}
 
 
 def _top_level_help() -> str:
@@ -81,6 +83,10 @@ def main(argv: list[str] | None = None) -> int:
     module = importlib.import_module(COMMANDS[command][0])
     try:
         args = build_parser(command).parse_args(rest)
+        if command in GPU_COMMANDS:
+            from facelm.training.gpu_slot import claim_gpu_slot
+
+            claim_gpu_slot()
         status = module.main(args)
     except FacelmError as err:
         print(f"facelm {command}: error: {err}", file=sys.stderr)

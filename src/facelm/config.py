@@ -258,6 +258,7 @@ class Tune(_Section):
     epochs: int
     fold: int
     search_space: FrozenDict
+    storage: str
 
 
 @dataclass(frozen=True)
@@ -286,6 +287,15 @@ class Ablation(_Section):
 
 
 @dataclass(frozen=True)
+class Compute(_Section):
+    gpus: int
+    threads: int
+    ddp_procs: int
+    train_mem_mb: int
+    train_runtime_min: int
+
+
+@dataclass(frozen=True)
 class Config(_Section):
     """The whole validated configuration (see the schema for what each key means)."""
 
@@ -310,6 +320,7 @@ class Config(_Section):
     ensemble: Ensemble
     distill: Distill
     ablation: Ablation
+    compute: Compute
 
     def updated(self, **sections: Any) -> "Config":
         """A validated copy with settings changed: ``cfg.updated(train={"lr": 0.01}, seed=1)``

@@ -9,7 +9,8 @@ import torch
 from torch.utils.data import ConcatDataset
 
 from facelm.data.cache import build_cache
-from facelm.data.dataset import FolderDataset, LandmarkDataset, make_loader, set_loader_epoch
+from facelm.data.dataset import (EpochSampler, FolderDataset, LandmarkDataset, RankShare, make_loader,
+                                 set_loader_epoch)
 from facelm.errors import FacelmError
 
 AUG = {"hflip_p": 0.5, "rotate_deg": 20, "occlusion_p": 0.5}
@@ -98,3 +99,21 @@ def test_unlabelled_cache_has_no_landmarks_key(tmp_path):
     assert ds.landmarks_norm() is None
     item = ds[2]
     assert set(item) == {"image", "index"} and item["image"].shape == (3, 24, 24)
+
+
+def test_rank_shares_make_up_the_single_process_batches():
+    """DDP: step by step, the processes' shares of a batch are exactly one process's batch."""
+    single = EpochSampler(50, shuffle=True, seed=3)
+    shares = [RankShare(EpochSampler(50, shuffle=True, seed=3), 8, rank, 2) for rank in range(2)]
+    for epoch in (0, 4):
+        single.set_epoch(epoch)
+        for share in shares:
+            share.set_epoch(epoch)
+        keys = list(single)
+        per_rank = [list(share) for share in shares]
+        assert [len(p) for p in per_rank] == [len(s) for s in shares] == [24, 24]  # 6 full batches of 8, halved
+        for step in range(6):
+            together = per_rank[0][step * 4 : step * 4 + 4] + per_rank[1][step * 4 : step * 4 + 4]
+            assert together == keys[step * 8 : step * 8 + 8]
+    with pytest.raises(FacelmError, match="does not split evenly over 3 processes"):
+        RankShare(single, 8, 0, 3)

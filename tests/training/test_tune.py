@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import optuna
 import pytest
 
 from facelm.errors import FacelmError
 from facelm.training.params import apply_params, config_path_of
-from facelm.training.tune import best_params, open_study, run_worker
+from facelm.training.tune import (STORAGE_ENV, best_params, open_study, run_worker, shown, storage_url,
+                                 study_exists)
 
 
 def test_names_map_to_config_keys(tiny_pipeline):
@@ -32,7 +37,7 @@ def test_workers_share_a_study_and_stop_at_n_trials(tiny_pipeline, tmp_path):
                             tune={"enabled": True, "n_trials": 3, "epochs": 1, "model": {"name": "pfld_025"},
                                   "search_space": {"lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
                                                    "loss": {"type": "categorical", "choices": ["wing", "no_such_loss"]}}})
-    db = tmp_path / "study.db"
+    db = f"sqlite:///{tmp_path / 'study.db'}"
     first = run_worker(config, 0, db)
     second = run_worker(config, 1, db)  # rerun: the study is already full, nothing more runs
     total = sum(first["trials"].values())
@@ -49,6 +54,57 @@ def test_workers_share_a_study_and_stop_at_n_trials(tiny_pipeline, tmp_path):
 
 def test_best_params_without_complete_trials(tiny_pipeline, tmp_path):
     config, _ = tiny_pipeline
-    best = best_params(config, tmp_path / "empty.db")
+    best = best_params(config, f"sqlite:///{tmp_path / 'empty.db'}")
     assert best["params"] == {} and "no trial completed" in best["note"]
     json.dumps(best)
+
+
+def test_storage_comes_from_the_environment_then_the_config_then_sqlite(tiny_pipeline, monkeypatch):
+    config, _ = tiny_pipeline
+    monkeypatch.delenv(STORAGE_ENV, raising=False)
+    assert storage_url(config) == f"sqlite:///{Path(config.results_dir) / 'optuna' / 'study.db'}"
+    server = config.updated(tune={"storage": "postgresql://facelm@db.example:5432/optuna"})
+    assert storage_url(server) == "postgresql://facelm@db.example:5432/optuna"
+    monkeypatch.setenv(STORAGE_ENV, "postgresql://facelm:s3cret@db.example/optuna")
+    assert storage_url(server) == "postgresql://facelm:s3cret@db.example/optuna"
+    assert "s3cret" not in shown(storage_url(server))
+
+
+def test_a_password_in_the_config_is_refused(tiny_pipeline, monkeypatch):
+    config, _ = tiny_pipeline
+    monkeypatch.delenv(STORAGE_ENV, raising=False)
+    with pytest.raises(FacelmError, match=f"tune.storage holds a password: set {STORAGE_ENV}"):
+        storage_url(config.updated(tune={"storage": "postgresql://facelm:s3cret@db.example/optuna"}))
+    with pytest.raises(FacelmError, match="tune.storage: not a storage URL"):
+        storage_url(config.updated(tune={"storage": "db.example:5432"}))
+
+
+def test_journal_storage_is_shared_by_two_processes(tiny_pipeline, tmp_path):
+    """A journal file (for a shared filesystem): trials from two processes land in one study, once each."""
+    config, _ = tiny_pipeline
+    url = f"journal:{tmp_path / 'shared' / 'study.log'}"
+    script = ("import sys, optuna\n"
+              "from facelm.training.tune import open_storage\n"
+              "study = optuna.load_study(study_name='tiny', storage=open_storage(sys.argv[1]))\n"
+              "study.optimize(lambda t: t.suggest_float('x', -1, 1) ** 2, n_trials=5)\n")
+    assert not study_exists(config, url)
+    open_study(config, url)
+    assert study_exists(config, url)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
+    workers = [subprocess.Popen([sys.executable, "-c", script, url], env=env) for _ in range(2)]
+    assert [w.wait(120) for w in workers] == [0, 0]
+    trials = open_study(config, url).trials
+    assert sorted(t.number for t in trials) == list(range(10))
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+
+
+def test_an_unreachable_server_is_one_line(tmp_path):
+    config = Path(__file__).resolve().parents[2] / "config.yaml"
+    result = subprocess.run([sys.executable, "-m", "facelm", "tune", "--config", str(config),
+                             "--storage", "postgresql://facelm@127.0.0.1:1/optuna"], capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")},
+                            cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "facelm tune: error: cannot open the Optuna storage postgresql://facelm@127.0.0.1:1/optuna: connection to "
+        'server at "127.0.0.1", port 1 failed: Connection refused']

@@ -16,6 +16,10 @@ rule ensemble:
         runs=SUBMITTED_RUNS,
         ensemble=config["ensemble"],
         budget=config["budget_mb"],
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=120,
     log:
         RESULTS / "logs" / "ensemble.log",
     conda:
@@ -34,6 +38,10 @@ rule teacher:
         runs=RUN_DIRS,
         ensemble=config["ensemble"],
         distill=config["distill"],
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=120,
     log:
         RESULTS / "logs" / "teacher.log",
     conda:
@@ -54,12 +62,16 @@ rule submission:
         val_score=SUBMISSION_DIR / "val_score.json",
     params:
         val=DATASETS[SPLIT_KEYS["val"]],
+    threads: 4
+    resources:
+        mem_mb=8000,
+        runtime=120,
     log:
         RESULTS / "logs" / "submission.log",
     conda:
         "../../envs/facelm.yaml"
     shell:
-        "{FACELM} submit --config {CONFIG_FILE} --model {input.model} --test {input.test}"
+        "OMP_NUM_THREADS={threads} {FACELM} submit --config {CONFIG_FILE} --model {input.model} --test {input.test}"
         " --val {params.val} --out-dir {SUBMISSION_DIR} 2> {log}"
 
 
@@ -88,6 +100,10 @@ rule report:
         [BEST_PARAMS] if TUNE else [],
     output:
         REPORT,
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
     log:
         RESULTS / "logs" / "report.log",
     conda:
@@ -104,10 +120,12 @@ rule ablation:
         RESULTS / "ablation.md",
     params:
         ablation=config["ablation"],
-    threads: workflow.cores
+    threads: COMPUTE.threads
+    resources:
+        **TRAINING,
     log:
         RESULTS / "logs" / "ablation.log",
     conda:
         "../../envs/facelm.yaml"
     shell:
-        "{FACELM} ablation --config {CONFIG_FILE} --out {output} 2> {log}"
+        "{FACELM} ablation --config {CONFIG_FILE} --out {output} --threads {threads} 2> {log}"

@@ -23,8 +23,23 @@ CFG = parse_config(config)
 # Rules run the package with the interpreter that runs Snakemake (the project's .venv); under
 # `--sdm conda` they run it from src/ with the conda environment's Python instead.
 _CONDA = any(str(m).lower().endswith("conda") for m in workflow.deployment_settings.deployment_method)
-FACELM = f"PYTHONPATH={workflow.basedir}/src python -m facelm" if _CONDA else f"{sys.executable} -m facelm"
+_PYTHON = f"PYTHONPATH={workflow.basedir}/src python" if _CONDA else sys.executable
+FACELM = f"{_PYTHON} -m facelm"
 RESULTS = layout.results_dir(CFG)
+
+# What each job asks the scheduler for (config `compute`): Snakemake counts threads against
+# --cores and `gpu` against `--resources gpu=N` on one machine; profiles/slurm turns threads,
+# mem_mb, runtime and gpu into sbatch's --cpus-per-task, --mem, -t and --gpus. Jobs that train
+# take compute.*; the light steps take the small fixed amounts written in their rules.
+COMPUTE = CFG.compute
+DDP_PROCS = COMPUTE.ddp_procs
+TRAINING = {"mem_mb": COMPUTE.train_mem_mb, "runtime": COMPUTE.train_runtime_min, "gpu": COMPUTE.gpus}
+# compute.ddp_procs > 1: a train job is one torchrun with that many processes on one node
+# (--standalone: a free local rendezvous port, so several such jobs share a machine).
+FACELM_TRAIN = (
+    FACELM if DDP_PROCS == 1
+    else f"{_PYTHON} -m torch.distributed.run --standalone --nproc_per_node {DDP_PROCS} -m facelm"
+)
 
 
 def _write_if_changed(path: Path, text: str) -> None:

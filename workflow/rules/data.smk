@@ -13,6 +13,10 @@ if CFG.make_demo_data:
             "../../envs/facelm.yaml"
         params:
             seed=config["seed"],
+        threads: 1
+        resources:
+            mem_mb=2000,
+            runtime=30,
         shell:
             "{FACELM} make-demo-data {config[data_dir]} --seed {params.seed} 2> {log}"
 
@@ -44,12 +48,16 @@ rule check_data:
         index=RESULTS / "checks" / "{key}.index",
     params:
         drop="--drop-bad" if config["check"]["drop_bad"] else "",
+    threads: 4
+    resources:
+        mem_mb=4000,
+        runtime=120,
     log:
         RESULTS / "logs" / "check_data" / "{key}.log",
     conda:
         "../../envs/facelm.yaml"
     shell:
-        "{FACELM} check-data {input} {params.drop} --out {output.report} --index {output.index} 2> {log}"
+        "{FACELM} check-data {input} {params.drop} --workers {threads} --out {output.report} --index {output.index} 2> {log}"
 
 
 rule gamma_cache:
@@ -63,13 +71,17 @@ rule gamma_cache:
         gamma=r"[0-9.]+",
         mode="fixed|auto",
         size=r"\d+",
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=240,
     log:
         RESULTS / "logs" / "cache" / "{key}_g{gamma}_{mode}_s{size}.log",
     conda:
         "../../envs/facelm.yaml"
     shell:
         "{FACELM} cache {input.folder} {output} --gamma {wildcards.gamma} --gamma-mode {wildcards.mode}"
-        " --size {wildcards.size} --index {input.index} 2> {log}"
+        " --size {wildcards.size} --index {input.index} --workers {threads} 2> {log}"
 
 
 rule folds:
@@ -82,6 +94,10 @@ rule folds:
         k=config["folds"]["k"],
         seed=config["seed"],
         train_sets=config["train_sets"],
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
     conda:
         "../../envs/facelm.yaml"
     shell:

@@ -12,12 +12,15 @@ rule tune_worker:
         layout.optuna_dir(CFG) / "worker{worker}.done",
     params:
         tune=config["tune"],
+    threads: COMPUTE.threads
+    resources:
+        **TRAINING,
     log:
         RESULTS / "logs" / "tune" / "worker{worker}.log",
     conda:
         "../../envs/facelm.yaml"
     shell:
-        "{FACELM} tune --config {CONFIG_FILE} --worker {wildcards.worker} 2> {log}"
+        "OMP_NUM_THREADS={threads} {FACELM} tune --config {CONFIG_FILE} --worker {wildcards.worker} 2> {log}"
 
 
 rule tune_best:
@@ -26,6 +29,10 @@ rule tune_best:
         expand(layout.optuna_dir(CFG) / "worker{worker}.done", worker=TUNE_WORKERS),
     output:
         BEST_PARAMS,
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
     conda:
         "../../envs/facelm.yaml"
     shell:
@@ -61,14 +68,19 @@ rule train:
         preprocess=config["preprocess"],
         best=f"--params {BEST_PARAMS}" if TUNE else "",
         out=lambda wc, output: Path(output.model).parent,
-    threads: workflow.cores
+        per_process=lambda wc, threads: max(1, threads // DDP_PROCS),
+    threads: COMPUTE.threads * DDP_PROCS
+    resources:
+        mem_mb=COMPUTE.train_mem_mb * DDP_PROCS,
+        runtime=COMPUTE.train_runtime_min,
+        gpu=COMPUTE.gpus * DDP_PROCS,
     log:
         RESULTS / "logs" / "train" / "{model_id}_fold{fold}.log",
     conda:
         "../../envs/facelm.yaml"
     shell:
-        "{FACELM} train --config {CONFIG_FILE} --model {wildcards.model_id} --fold {wildcards.fold}"
-        " --out {params.out} {params.best} 2> {log}"
+        "OMP_NUM_THREADS={params.per_process} {FACELM_TRAIN} train --config {CONFIG_FILE}"
+        " --model {wildcards.model_id} --fold {wildcards.fold} --out {params.out} {params.best} 2> {log}"
 
 
 RUN_DIRS = [layout.run_dir(CFG, mid, fold) for mid in MODEL_IDS for fold in FOLDS]
@@ -89,10 +101,12 @@ rule distill:
         augment=config["augment"],
         preprocess=config["preprocess"],
         out=STUDENT_DIR,
-    threads: workflow.cores
+    threads: COMPUTE.threads
+    resources:
+        **TRAINING,
     log:
         RESULTS / "logs" / "distill.log",
     conda:
         "../../envs/facelm.yaml"
     shell:
-        "{FACELM} distill --config {CONFIG_FILE} --teacher {input.teacher} --out {params.out} 2> {log}"
+        "{FACELM} distill --config {CONFIG_FILE} --teacher {input.teacher} --out {params.out} --threads {threads} 2> {log}"

@@ -46,19 +46,21 @@ def runs_section(config: Config) -> tuple[list[str], list[dict]]:
 
 def tuning_section(config: Config, out_dir: Path) -> list[str]:
     lines = ["## Tuning", ""]
-    db = layout.optuna_dir(config) / "study.db"
-    if not config.tune.enabled or not db.exists():
-        return lines + ["Tuning was not run (tune.enabled is false or no study exists).", ""]
+    if not config.tune.enabled:
+        return lines + ["Tuning was not run (tune.enabled is false).", ""]
+    from facelm.training.tune import open_study, shown, storage_url, study_exists
+
+    url = storage_url(config)
+    if not study_exists(config, url):
+        return lines + [f"Tuning was not run (no study `{config.run_name}` in `{shown(url)}`).", ""]
     import matplotlib.pyplot as plt
     import optuna
 
-    from facelm.training.tune import open_study
-
-    study = open_study(config, db)
+    study = open_study(config, url)
     trials = study.get_trials()
     complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
     states = {s.name: sum(t.state == s for t in trials) for s in optuna.trial.TrialState}
-    lines += [f"Study `{study.study_name}` in `{db}`: " + ", ".join(f"{k.lower()} {v}" for k, v in states.items() if v), ""]
+    lines += [f"Study `{study.study_name}` in `{shown(url)}`: " + ", ".join(f"{k.lower()} {v}" for k, v in states.items() if v), ""]
     if complete:
         fig, ax = plt.subplots(figsize=(5, 3))
         ax.plot([t.number for t in complete], [t.value for t in complete], "o", label="trial")

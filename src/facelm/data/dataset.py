@@ -213,6 +213,33 @@ class EpochSampler(Sampler[int]):
         return self.n
 
 
+class RankShare(Sampler[int]):
+    """One DDP process's share of every global batch of ``sampler`` (``drop_last``).
+
+    Global batch k is positions ``k*B .. (k+1)*B`` of the epoch's order; process ``rank`` of
+    ``world`` takes slice ``rank`` of ``world`` equal slices of it. Together the processes see, step
+    by step, exactly the batches (and, the draws being keyed by sample, the augmentations) that one
+    process with batch ``B`` would.
+    """
+
+    def __init__(self, sampler: EpochSampler, global_batch: int, rank: int, world: int):
+        if global_batch % world:
+            raise FacelmError(f"train.batch_size {global_batch} does not split evenly over {world} processes")
+        self.sampler, self.global_batch, self.rank, self.world = sampler, global_batch, rank, world
+        self.share = global_batch // world
+
+    def set_epoch(self, epoch: int) -> None:
+        self.sampler.set_epoch(epoch)
+
+    def __iter__(self) -> Iterator[int]:
+        keys = list(self.sampler)
+        for start in range(0, len(keys) - self.global_batch + 1, self.global_batch):
+            yield from keys[start + self.rank * self.share : start + (self.rank + 1) * self.share]
+
+    def __len__(self) -> int:
+        return len(self.sampler) // self.global_batch * self.share
+
+
 def worker_init(_: int) -> None:
     """Keep each DataLoader worker on one thread (the machine has few cores; workers are the parallelism)."""
     import cv2
@@ -228,12 +255,20 @@ def make_loader(
     workers: int,
     seed: int = 0,
     drop_last: bool = False,
+    rank: int = 0,
+    world: int = 1,
 ) -> DataLoader:
-    """A DataLoader whose order and draws depend only on ``(seed, epoch)``; see :func:`set_loader_epoch`."""
+    """A DataLoader whose order and draws depend only on ``(seed, epoch)``; see :func:`set_loader_epoch`.
+
+    With ``world > 1`` (DDP) ``batch_size`` is the global batch and this process loads its share
+    (:class:`RankShare`; incomplete batches are dropped)."""
+    sampler = EpochSampler(len(dataset), shuffle, seed)
+    if world > 1:
+        sampler = RankShare(sampler, batch_size, rank, world)
     return DataLoader(
         EpochKeyed(dataset),
-        batch_size=batch_size,
-        sampler=EpochSampler(len(dataset), shuffle, seed),
+        batch_size=batch_size // world,
+        sampler=sampler,
         num_workers=workers,
         drop_last=drop_last,
         persistent_workers=workers > 0,

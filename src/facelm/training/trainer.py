@@ -238,7 +238,9 @@ def train_model(config: Config, model_entry: ModelSpec, fold: int | None, out_di
     cfg = config.train_for(model_entry)
     seed = config.seed
     distributed, rank, world = _distributed()
-    device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu")
+    # LOCAL_RANK picks this process's GPU, unless it sees only its own (a GPU slot, facelm.training.gpu_slot)
+    device = (torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0)) % torch.cuda.device_count()}")
+              if torch.cuda.is_available() else torch.device("cpu"))
     seed_everything(seed)
 
     model = create_model(model_entry.name, **model_entry.kwargs)
@@ -253,7 +255,11 @@ def train_model(config: Config, model_entry: ModelSpec, fold: int | None, out_di
     on_device = build_batch_augment(config.augment, cfg.size) if config.augment.backend == "batch" else None
     train_set = data.subset(data.train_rows, augment=on_device is None)
     batch_size = min(cfg.batch_size, len(train_set))
-    if on_device is None:
+    if distributed:  # train.batch_size is the global batch; each process loads its share of every batch
+        if on_device is not None:
+            raise FacelmError("augment.backend batch does not run under torchrun yet; use augment.backend: albumentations")
+        loader = make_loader(train_set, batch_size, True, cfg.workers, seed, drop_last=True, rank=rank, world=world)
+    elif on_device is None:
         loader = make_loader(train_set, batch_size, True, cfg.workers, seed, drop_last=True)
     elif device.type == "cpu" and cfg.workers > 0:  # no GPU: the same batch augmentation, in the workers
         loader = make_batch_loader(CacheBatches(train_set.datasets, batch_size, True, seed, drop_last=True),
@@ -261,11 +267,9 @@ def train_model(config: Config, model_entry: ModelSpec, fold: int | None, out_di
         on_device = None
     else:
         loader = CacheBatches(train_set.datasets, batch_size, True, seed, drop_last=True)
-    if distributed:
-        sampler = torch.utils.data.DistributedSampler(train_set, world, rank, shuffle=True, seed=seed, drop_last=True)
-        loader = DataLoader(train_set, batch_size=batch_size, sampler=sampler, num_workers=cfg.workers, drop_last=True)
     steps_per_epoch = len(loader)
-    optimizer = make_optimizer(model, cfg.lr * (world if distributed else 1), cfg.weight_decay)
+    # the same lr as one process: DDP averages the processes' gradients into the global batch's
+    optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay)
     scheduler = make_scheduler(optimizer, int(cfg.warmup_epochs * steps_per_epoch), cfg.epochs * steps_per_epoch)
     ema = ModelEmaV3(model, decay=cfg.ema_decay, use_warmup=True)
     use_amp = cfg.amp and device.type == "cuda"
@@ -305,8 +309,6 @@ def train_model(config: Config, model_entry: ModelSpec, fold: int | None, out_di
     clock.lap("startup")
     for epoch in range(start_epoch, cfg.epochs):
         set_loader_epoch(loader, epoch)
-        if distributed:
-            loader.sampler.set_epoch(epoch)
         net.train()
         started, loss_sum = time.perf_counter(), torch.zeros((), device=device)
         bar = tqdm(loader, desc=f"{model_entry.id} epoch {epoch + 1}/{cfg.epochs}", leave=False,
@@ -347,7 +349,7 @@ def train_model(config: Config, model_entry: ModelSpec, fold: int | None, out_di
         train_images += steps_per_epoch * batch_size
         train_seconds += seconds
         train_loss = float(loss_sum) / steps_per_epoch
-        validate = (epoch + 1) % cfg.val_every == 0 or epoch + 1 == cfg.epochs
+        validate = ((epoch + 1) % cfg.val_every == 0 or epoch + 1 == cfg.epochs) and rank == 0
         val_nme = float("nan")
         if validate:
             val_nme = 100 * float(nme(predict_normalised(ema.module, data.val, 64, 0, device) * data.val.source_size,
@@ -369,6 +371,8 @@ def train_model(config: Config, model_entry: ModelSpec, fold: int | None, out_di
             on_epoch(epoch, val_nme)
         clock.lap("other")
 
+    if distributed:
+        dist.destroy_process_group()
     if rank != 0:
         return {}
     extra = teacher.record | {"distill_weight": taught} if teacher is not None else {}

@@ -1,20 +1,29 @@
-"""Optuna tuning on a shared SQLite study (``<results_dir>/optuna/study.db``).
+"""Optuna tuning on one study shared by every worker, wherever it runs.
 
 Each worker process (``facelm tune --worker K``; Snakemake runs ``tune.workers`` of them in
-parallel) draws trials with a seeded TPE sampler until the study holds ``tune.n_trials``
-finished trials. A trial trains ``tune.model`` on fold ``tune.fold`` for ``tune.epochs``
-epochs; its per-epoch validation NME feeds the median pruner. Failed trials are recorded as
-FAIL and the worker goes on. ``--best`` writes the best complete trial's parameters, which
-the final training applies with :func:`apply_params` (``facelm train --params``).
-Search-space names are mapped to config keys by :mod:`facelm.training.params`.
+parallel, on one machine or as cluster jobs) draws trials with a seeded TPE sampler until the
+study holds ``tune.n_trials`` finished trials. A trial trains ``tune.model`` on fold
+``tune.fold`` for ``tune.epochs`` epochs; its per-epoch validation NME feeds the median pruner.
+Failed trials are recorded as FAIL and the worker goes on. ``--best`` writes the best complete
+trial's parameters, which the final training applies with :func:`apply_params` (``facelm train
+--params``). Search-space names are mapped to config keys by :mod:`facelm.training.params`.
+
+The study lives in an Optuna storage (:func:`storage_url`): SQLite under the results folder by
+default (processes on one machine), a PostgreSQL server (``postgresql://user@host/db``; workers on
+many machines), or a journal file (``journal:PATH`` on a shared filesystem). Credentials never go
+in config.yaml: ``FACELM_OPTUNA_STORAGE`` (the whole URL) or libpq's ``~/.pgpass`` / ``PGPASSWORD``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
+import time
 from pathlib import Path
 
 import optuna
+import sqlalchemy.engine
+import sqlalchemy.exc
 
 from facelm import layout
 from facelm.atomic import write_json
@@ -22,6 +31,9 @@ from facelm.config import Config, load_config
 from facelm.data.limits import positive_int
 from facelm.errors import FacelmError
 from facelm.training.params import apply_params, config_path_of
+
+#: the whole storage URL, credentials included; replaces tune.storage when set
+STORAGE_ENV = "FACELM_OPTUNA_STORAGE"
 
 def suggest(trial: optuna.Trial, space: dict) -> dict:
     params = {}
@@ -35,24 +47,76 @@ def suggest(trial: optuna.Trial, space: dict) -> dict:
     return params
 
 
-def sqlite_storage(path: Path) -> optuna.storages.RDBStorage:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # a busy timeout lets several worker processes share the SQLite file
-    return optuna.storages.RDBStorage(f"sqlite:///{path}", engine_kwargs={"connect_args": {"timeout": 60}})
+def storage_url(config: Config) -> str:
+    """Where the study lives: ``FACELM_OPTUNA_STORAGE``, else ``tune.storage``, else SQLite under
+    ``<results_dir>/optuna/``. A password written in ``tune.storage`` is refused (config.yaml is in git)."""
+    from_env = os.environ.get(STORAGE_ENV, "").strip()
+    if from_env:
+        return from_env
+    url = config.tune.storage
+    if not url:
+        return f"sqlite:///{layout.optuna_dir(config) / 'study.db'}"
+    if not url.startswith("journal:") and _url(url, "tune.storage").password is not None:
+        raise FacelmError(f"tune.storage holds a password: set {STORAGE_ENV} or use ~/.pgpass / PGPASSWORD instead")
+    return url
 
 
-def open_study(config: Config, db: Path, seed: int = 0) -> optuna.Study:
-    from sqlalchemy.exc import SQLAlchemyError
+def shown(url: str) -> str:
+    """The URL without its password, for logs and reports."""
+    return url if url.startswith("journal:") else _url(url, STORAGE_ENV).render_as_string(hide_password=True)
 
+
+def _url(url: str, where: str) -> sqlalchemy.engine.URL:
+    try:
+        return sqlalchemy.engine.make_url(url)
+    except Exception:  # sqlalchemy raises ArgumentError or ValueError for different kinds of bad URL
+        raise FacelmError(f"{where}: not a storage URL (sqlite:///PATH, postgresql://USER@HOST/DB or journal:PATH)") from None
+
+
+def open_storage(url: str) -> optuna.storages.BaseStorage:
+    if url.startswith("journal:"):
+        path = Path(url.removeprefix("journal:"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
+    parsed = _url(url, "optuna storage")
+    if parsed.get_backend_name() == "sqlite":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        # a busy timeout lets several worker processes share the SQLite file
+        return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
+    # a server: drop connections the server or a firewall closed while a long trial trained
+    for attempt in range(5):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
+        except sqlalchemy.exc.IntegrityError:
+            # workers starting together on an empty database race to create Optuna's tables;
+            # the loser retries and finds them made
+            if attempt == 4:
+                raise
+            time.sleep(0.5 + attempt)
+        except sqlalchemy.exc.OperationalError as err:
+            raise FacelmError(f"cannot open the Optuna storage {shown(url)}: {str(err.orig).strip().splitlines()[0]}") from None
+
+
+def study_exists(config: Config, url: str) -> bool:
+    """Whether the run's study is in the storage (without creating a SQLite or journal file)."""
+    local = url.removeprefix("journal:") if url.startswith("journal:") else (
+        _url(url, "optuna storage").database if url.startswith("sqlite") else None)
+    if local is not None and not Path(local).exists():
+        return False
+    return config.run_name in optuna.study.get_all_study_names(open_storage(url))
+
+
+def open_study(config: Config, url: str | None = None, seed: int = 0) -> optuna.Study:
+    url = url or storage_url(config)
     try:
         return optuna.create_study(
-            study_name=config.run_name, storage=sqlite_storage(db), direction="minimize", load_if_exists=True,
-            sampler=optuna.samplers.TPESampler(seed=seed),
+            study_name=config.run_name, storage=open_storage(url), direction="minimize",
+            load_if_exists=True, sampler=optuna.samplers.TPESampler(seed=seed),
             pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1),
         )
-    except SQLAlchemyError as err:
+    except sqlalchemy.exc.SQLAlchemyError as err:
         cause = getattr(err, "orig", None) or err
-        raise FacelmError(f"not an Optuna SQLite study ({type(cause).__name__}: {cause})", db) from None
+        raise FacelmError(f"not an Optuna study ({type(cause).__name__}: {cause})", shown(url)) from None
 
 
 def objective_for(config: Config) -> callable:
@@ -80,8 +144,8 @@ def objective_for(config: Config) -> callable:
     return objective
 
 
-def run_worker(config: Config, worker: int, db: Path) -> dict:
-    study = open_study(config, db, seed=config.seed + worker)
+def run_worker(config: Config, worker: int, url: str | None = None) -> dict:
+    study = open_study(config, url, seed=config.seed + worker)
     n_trials = config.tune.n_trials
     states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
     if len(study.get_trials(states=states)) < n_trials:
@@ -91,8 +155,8 @@ def run_worker(config: Config, worker: int, db: Path) -> dict:
     return {"worker": worker, "study": study.study_name, "trials": counts}
 
 
-def best_params(config: Config, db: Path) -> dict:
-    study = open_study(config, db)
+def best_params(config: Config, url: str | None = None) -> dict:
+    study = open_study(config, url)
     complete = study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
     if not complete:
         return {"params": {}, "value": None, "number": None, "note": "no trial completed; training uses config.yaml"}
@@ -104,7 +168,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--config", required=True)
     parser.add_argument("--worker", type=int, default=0, help="worker number (seeds its sampler)")
     parser.add_argument("--trials", type=positive_int, help="override tune.n_trials")
-    parser.add_argument("--study-db", help="SQLite file (default <results_dir>/optuna/study.db)")
+    parser.add_argument("--storage", help=f"Optuna storage URL (default: ${STORAGE_ENV}, tune.storage, or "
+                                          "sqlite:///<results_dir>/optuna/study.db)")
     parser.add_argument("--best", help="write the best parameters to this JSON instead of running trials")
 
 
@@ -112,13 +177,13 @@ def main(args) -> int:
     config = load_config(args.config)
     if args.trials is not None:
         config = config.updated(tune={"n_trials": args.trials})
-    db = Path(args.study_db) if args.study_db else layout.optuna_dir(config) / "study.db"
+    url = args.storage or storage_url(config)
     if args.best:
-        best = best_params(config, db)
+        best = best_params(config, url)
         write_json(args.best, best)
         print(f"best trial {best['number']}: val NME {best['value']} params {best['params']} -> {args.best}")
         return 0
-    summary = run_worker(config, args.worker, db)
+    summary = run_worker(config, args.worker, url)
     write_json(layout.optuna_dir(config) / f"worker{args.worker}.done", summary)
-    print(f"study {summary['study']} in {db}: {summary['trials']}")
+    print(f"study {summary['study']} in {shown(url)}: {summary['trials']}")
     return 0
