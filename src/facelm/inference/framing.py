@@ -1,11 +1,12 @@
-"""Crops framed like the challenge's training crops, from a detector box, 5 keypoints or 68 landmarks.
+"""Crops framed like the challenge's training crops, from a detector box, a given box or 68 landmarks.
 
 A training crop puts the box around the 68 points at ``CROP_BOX_FRACTION`` of the crop side,
 centred at ``CROP_CENTRE`` (:mod:`facelm.landmarks68`). Through a detector the 68 points are not
 known yet, so a :class:`BoxCalibration` predicts that landmark box from what the detector gives:
-its box (centre, size ``d = sqrt(w*h)``) and, when it has them, 5 keypoints (eyes, nose, mouth
-corners) that give the roll. The crop is then cut along the face's roll (an upright face in the
-crop) and :func:`to_image` maps the predicted points back through the crop->image transform.
+its box (centre, size ``d = sqrt(w*h)``) and, when it has them, 5 keypoints whose eye line gives
+the roll. The crop is cut along the face's roll (an upright face in the crop) and
+:func:`to_image` maps the predicted points back through the crop->image transform. While
+tracking a video the previous frame's 68 points frame the next crop (:func:`landmark_frames`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ from facelm.landmarks68 import CHALLENGE_SIZE, CROP_BOX_FRACTION, CROP_CENTRE
 
 #: 68-point indices of the two eyes (image-left eye first on a frontal face)
 _EYES_68 = (slice(36, 42), slice(42, 48))
+#: crops are cut this many map rows at a time (bounds the sampling maps' memory; cv2.remap takes
+#: at most SHRT_MAX rows)
+_REMAP_ROWS = 8192
 
 
 def _rotate(vectors: np.ndarray, angles: np.ndarray) -> np.ndarray:
@@ -49,6 +53,20 @@ def upright_boxes(points: np.ndarray, roll: np.ndarray) -> tuple[np.ndarray, np.
     return _rotate(((low + high) / 2)[:, None], roll)[:, 0], size
 
 
+def landmark_frames(landmarks: np.ndarray, roll: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """68-point faces (K, 68, 2) -> landmark-box centres (K, 2), sizes (K,), rolls (K,) (zero without ``roll``)."""
+    landmarks = np.asarray(landmarks, np.float64).reshape(-1, 68, 2)
+    angles = landmark_roll(landmarks) if roll else np.zeros(len(landmarks))
+    return (*upright_boxes(landmarks, angles), angles)
+
+
+def box_frames(boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Boxes (K, 4) taken as landmark boxes (a user's own face box) -> centres, sizes sqrt(w*h), zero rolls."""
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    side = np.sqrt(np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None))
+    return (boxes[:, :2] + boxes[:, 2:]) / 2, side, np.zeros(len(boxes))
+
+
 @dataclass(frozen=True)
 class BoxCalibration:
     """Landmark box from a detector box of side ``d = sqrt(w*h)`` and centre ``c``: centre
@@ -63,14 +81,11 @@ class BoxCalibration:
     def landmark_frames(self, boxes: np.ndarray, keypoints: np.ndarray | None = None
                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Detector boxes (K, 4) (+ keypoints (K, 5, 2)) -> landmark-box centres (K, 2), sizes (K,), rolls (K,)."""
-        boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
-        side = np.sqrt((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))
-        roll = np.zeros(len(boxes))
+        centre, side, roll = box_frames(boxes)
         if self.roll and keypoints is not None:
-            roll = keypoint_roll(np.asarray(keypoints, np.float64))
-        offset = _rotate(np.tile([[self.dx, self.dy]], (len(boxes), 1))[:, None], roll)[:, 0]
-        centre = (boxes[:, :2] + boxes[:, 2:]) / 2 + offset * side[:, None]
-        return centre, self.scale * side, roll
+            roll = keypoint_roll(np.asarray(keypoints, np.float64).reshape(-1, 5, 2))
+        offset = _rotate(np.tile([[self.dx, self.dy]], (len(side), 1))[:, None], roll)[:, 0]
+        return centre + offset * side[:, None], self.scale * side, roll
 
 
 def fit_box_calibration(boxes: np.ndarray, landmarks: np.ndarray, keypoints: np.ndarray | None = None) -> BoxCalibration:
@@ -79,12 +94,11 @@ def fit_box_calibration(boxes: np.ndarray, landmarks: np.ndarray, keypoints: np.
 
     Medians of the per-face offset (in the face's upright frame) and size ratio (robust to the odd loose detection).
     """
-    boxes = np.asarray(boxes, np.float64)
-    landmarks = np.asarray(landmarks, np.float64)
-    roll = np.zeros(len(boxes)) if keypoints is None else keypoint_roll(np.asarray(keypoints, np.float64))
-    side = np.sqrt((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))
-    lm_centre, lm_size = upright_boxes(landmarks, roll)
-    offset = _rotate(((lm_centre - (boxes[:, :2] + boxes[:, 2:]) / 2) / side[:, None])[:, None], -roll)[:, 0]
+    centre, side, roll = box_frames(boxes)
+    if keypoints is not None:
+        roll = keypoint_roll(np.asarray(keypoints, np.float64))
+    lm_centre, lm_size = upright_boxes(np.asarray(landmarks, np.float64), roll)
+    offset = _rotate(((lm_centre - centre) / side[:, None])[:, None], -roll)[:, 0]
     return BoxCalibration(round(float(np.median(offset[:, 0])), 4), round(float(np.median(offset[:, 1])), 4),
                           round(float(np.median(lm_size / side)), 4), roll=keypoints is not None)
 
@@ -111,28 +125,30 @@ def crop_transforms(centres: np.ndarray, sizes: np.ndarray, size: int = CHALLENG
 
 
 def warp_crops(image: np.ndarray, transforms: np.ndarray, size: int = CHALLENGE_SIZE) -> np.ndarray:
-    """Cut crops uint8 (K, size, size, 3) along crop->image transforms (K, 2, 3); outside the photo is black."""
+    """Cut crops uint8 (K, size, size, 3) along crop->image transforms (K, 2, 3); outside the photo is black.
+
+    All crops of the image come from one ``cv2.remap`` over stacked sampling maps (bilinear).
+    """
+    transforms = np.asarray(transforms, np.float64).reshape(-1, 2, 3)
+    # crop pixel (u, v) covers [u, u+1): its centre u + 0.5 maps to the image point A p + b, which
+    # lies in OpenCV's pixel-centre coordinates at A p + b - 0.5
+    grid = np.stack(np.meshgrid(np.arange(size) + 0.5, np.arange(size) + 0.5), -1)  # (S, S, 2) x, y
+    per_call = max(1, _REMAP_ROWS // size)
     crops = np.empty((len(transforms), size, size, 3), np.uint8)
-    for i, t in enumerate(transforms):
-        # warpAffine works in pixel-centre coordinates (pixel i at i): image_px = A (crop_px + 0.5) + b - 0.5
-        m = t.copy()
-        m[:, 2] += t[:, :2] @ [0.5, 0.5] - 0.5
-        crops[i] = cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                                  borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+    for start in range(0, len(transforms), per_call):
+        t = transforms[start : start + per_call]
+        maps = (np.einsum("kij,uvj->kuvi", t[:, :, :2], grid) + t[:, None, None, :, 2] - 0.5).astype(np.float32)
+        maps = maps.reshape(-1, size, 2)
+        out = cv2.remap(image, maps[..., 0], maps[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+        crops[start : start + len(t)] = out.reshape(len(t), size, size, 3)
     return crops
 
 
-def crop_faces(image: np.ndarray, boxes: np.ndarray, size: int = CHALLENGE_SIZE,
-               calibration: BoxCalibration | None = None, keypoints: np.ndarray | None = None
+def crop_faces(image: np.ndarray, frames: tuple[np.ndarray, np.ndarray, np.ndarray], size: int = CHALLENGE_SIZE
                ) -> tuple[np.ndarray, np.ndarray]:
-    """Detector boxes (+ keypoints) -> (crops uint8 (K, size, size, 3), crop->image transforms (K, 2, 3) float64).
-
-    Without a calibration the boxes are taken to be landmark boxes (a user's ``--box``).
-    Map predicted crop points back with :func:`to_image`.
-    """
-    calibration = calibration or BoxCalibration(0.0, 0.0, 1.0)
-    centres, sizes, roll = calibration.landmark_frames(boxes, keypoints)
-    transforms = crop_transforms(centres, sizes, size, roll)
+    """Landmark frames (centres, sizes, rolls) of one image -> (crops uint8 (K, size, size, 3),
+    crop->image transforms (K, 2, 3) float64). Map predicted crop points back with :func:`to_image`."""
+    transforms = crop_transforms(*frames[:2], size, frames[2])
     return warp_crops(image, transforms, size), transforms
 
 
