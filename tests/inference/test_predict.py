@@ -12,7 +12,8 @@ import torch
 
 from facelm.models.checkpoint import save_checkpoint
 from facelm.cli import main
-from facelm.inference.detect import HaarDetector, crop_faces, to_image
+from facelm.inference.detect import create_detector
+from facelm.inference.faces import predict_faces
 from facelm.inference.export import export_onnx
 from facelm.data.folder import imread_rgb
 from facelm.models import count_params, create_model, model_size_mb
@@ -63,11 +64,10 @@ def test_two_face_photo_finds_both_and_maps_back(aflw_test, models, tmp_path):
     assert len(faces) == 2
     centres = sorted(np.mean(f["landmarks"], axis=0)[0] for f in faces)
     assert centres[0] < 424 < 520 < centres[1]  # one face in each pasted crop
-    # the same result by hand: detect, crop, predict, map back
-    detector = HaarDetector()
-    crops, transforms = crop_faces(canvas, detector.detect(canvas)[0], 384, detector.calibration)
-    expected = to_image(OnnxPredictor(models / "m.onnx").predict(crops), transforms)
-    np.testing.assert_allclose(np.array([f["landmarks"] for f in faces]), expected, atol=2e-3)
+    # the same result through the library: detect, crop, predict, map back
+    expected = predict_faces(OnnxPredictor(models / "m.onnx"), [canvas], detector=create_detector())[0]
+    np.testing.assert_allclose(np.array([f["landmarks"] for f in faces]), expected.landmarks, atol=2e-3)
+    np.testing.assert_allclose(np.array([f["box"] for f in faces]), expected.boxes, atol=1e-3)
 
 
 def test_folder_runs_in_batches(aflw_test, models, tmp_path):
@@ -128,3 +128,41 @@ def test_a_model_that_is_not_a_model_exits_2(aflw_test, tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and name in err
     assert not (tmp_path / "out").exists()
+
+
+def test_bring_your_own_box(aflw_test, models, tmp_path, capsys):
+    """--box frames the given box like a training crop's landmark box; --boxes does it per file name."""
+    canvas = two_face_canvas(aflw_test)
+    photo = tmp_path / "two_faces.png"
+    cv2.imwrite(str(photo), cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR))
+    box = [90.0, 180.0, 290.0, 380.0]
+    assert main(["predict", str(photo), "--box", ",".join(map(str, box)), "--model", str(models / "m.onnx"),
+                 "--out", str(tmp_path / "a")]) == 0
+    faces = _faces(tmp_path / "a" / "two_faces.json")
+    assert len(faces) == 1 and faces[0]["box"] == box and faces[0]["score"] is None
+    expected = predict_faces(OnnxPredictor(models / "m.onnx"), [canvas], boxes=[np.array([box])])[0].landmarks
+    np.testing.assert_allclose(faces[0]["landmarks"], expected[0], atol=2e-3)
+
+    boxes_file = tmp_path / "boxes.csv"
+    boxes_file.write_text("# name,x0,y0,x1,y1\ntwo_faces.png,90,180,290,380\ntwo_faces.png 570 140 770 340\n")
+    other = tmp_path / "other.png"
+    cv2.imwrite(str(other), np.zeros((100, 120, 3), np.uint8))
+    assert main(["predict", str(photo), str(other), "--boxes", str(boxes_file), "--model", str(models / "m.onnx"),
+                 "--out", str(tmp_path / "b")]) == 2
+    assert "other.png: no box for other.png in the boxes file" in capsys.readouterr().err
+    faces = _faces(tmp_path / "b" / "two_faces.json")
+    assert [f["box"] for f in faces] == [box, [570.0, 140.0, 770.0, 340.0]]
+    np.testing.assert_allclose(faces[0]["landmarks"], expected[0], atol=2e-3)
+
+
+@pytest.mark.parametrize("text", ["1,2,3", "1,2,0,5", "a,b,c,d"])
+def test_a_bad_box_is_one_line(aflw_test, models, tmp_path, capsys, text):
+    assert main(["predict", str(aflw_test / "image00002.jpg"), "--box", text, "--model", str(models / "m.onnx"),
+                 "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--box" in err
+    bad = tmp_path / "boxes.txt"
+    bad.write_text(f"x.jpg {text}\n")
+    assert main(["predict", str(aflw_test / "image00002.jpg"), "--boxes", str(bad), "--model", str(models / "m.onnx"),
+                 "--out", str(tmp_path)]) == 2
+    assert f"{bad}:1" in capsys.readouterr().err

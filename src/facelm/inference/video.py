@@ -1,0 +1,251 @@
+"""Landmarks on video: faces tracked from frame to frame, smoothed, written per frame with an overlay video.
+
+    facelm predict clip.mp4 --model face.onnx --out tracked/
+    -> tracked/clip.landmarks.csv  (frame, time_s, face, source, box_x0..box_y1, x0, y0, ..., x67, y67)
+       tracked/clip.overlay.mp4    (the clip with each face's points and id drawn)
+
+Tracking (:class:`FaceTracker`): the detector finds the faces on the first frame; from then on each
+face's previous 68 points frame its next crop exactly like a training crop (no detector, one batched
+prediction for all faces of the frame). The detector runs again when a face is lost (its new points
+do not fit the crop they came from), when no face is tracked, and every ``redetect_every`` frames
+(new faces start tracks; a tracked face the detector no longer sees is dropped). Points written are
+smoothed per face by a One Euro filter (:mod:`facelm.inference.one_euro`); the next crop uses the
+raw points, so smoothing lag never feeds back into tracking.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+
+from facelm.atomic import atomic_open, atomic_path
+from facelm.errors import FacelmError
+from facelm.inference.faces import frames_of, predict_frames
+from facelm.inference.framing import landmark_frames
+from facelm.inference.one_euro import OneEuroFilter
+from facelm.landmarks68 import bbox
+
+#: a detection and a track are the same face above this IoU of their landmark boxes
+MATCH_IOU = 0.3
+
+
+@dataclass(frozen=True)
+class VideoOptions:
+    smooth: bool = True
+    min_cutoff: float = 1.0  # Hz, One Euro cutoff at rest
+    beta: float = 10.0  # Hz per (face sizes per second)
+    d_cutoff: float = 1.0  # Hz, cutoff of the speed estimate
+    redetect_every: int = 30  # frames; 0: only when a face is lost or none is tracked
+    overlay: bool = True
+
+
+@dataclass
+class Track:
+    id: int
+    landmarks: np.ndarray  # raw (68, 2) of the last frame: frames the next crop
+    smoother: OneEuroFilter | None
+    source: str = "detect"  # how this frame's crop was framed: detect | track
+
+
+@dataclass
+class TrackedFace:
+    id: int
+    source: str
+    landmarks: np.ndarray  # smoothed (68, 2)
+
+
+def _square_boxes(centres: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    return np.concatenate([centres - sizes[:, None] / 2, centres + sizes[:, None] / 2], axis=1)
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU (len(a), len(b)) of two sets of x0, y0, x1, y1 boxes."""
+    low = np.maximum(a[:, None, :2], b[None, :, :2])
+    high = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(high - low, 0, None), axis=2)
+    area = lambda boxes: np.prod(boxes[:, 2:] - boxes[:, :2], axis=1)  # noqa: E731
+    return inter / np.maximum(area(a)[:, None] + area(b)[None, :] - inter, 1e-9)
+
+
+def plausible(before: tuple[np.ndarray, np.ndarray, np.ndarray], landmarks: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """(K,) bool: the new points fit the crop they were predicted in (same size within a factor 1.6,
+    centre moved less than half a face) and their centre lies in the frame. A face that left the
+    crop (occluded, gone, or a jump) fails this and is handed back to the detector."""
+    centres, sizes, _ = landmark_frames(landmarks)
+    ratio = sizes / np.maximum(before[1], 1e-9)
+    moved = np.linalg.norm(centres - before[0], axis=1) / np.maximum(before[1], 1e-9)
+    inside = (centres >= 0).all(1) & (centres[:, 0] < shape[1]) & (centres[:, 1] < shape[0])
+    return (ratio > 1 / 1.6) & (ratio < 1.6) & (moved < 0.5) & inside
+
+
+@dataclass
+class FaceTracker:
+    """Frame-to-frame landmark tracking (see the module docstring); ``update(frame, index)`` per frame."""
+
+    predictor: object
+    detector: object
+    options: VideoOptions
+    fps: float
+    batch_size: int = 64
+    tracks: list[Track] = field(default_factory=list)
+    _next_id: int = 0
+
+    def _new_track(self, landmarks: np.ndarray) -> Track:
+        o = self.options
+        smoother = OneEuroFilter(o.min_cutoff, o.beta, o.d_cutoff) if o.smooth else None
+        self._next_id += 1
+        return Track(self._next_id - 1, landmarks, smoother)
+
+    def _follow(self, frame: np.ndarray) -> bool:
+        """Predict every track from its previous points; drop the lost ones. True if any was lost."""
+        if not self.tracks:
+            return False
+        before = landmark_frames(np.stack([t.landmarks for t in self.tracks]))
+        points = predict_frames(self.predictor, [frame], [before], self.batch_size)[0]
+        kept = plausible(before, points, frame.shape)
+        for track, new in zip(self.tracks, points):
+            track.landmarks, track.source = new, "track"
+        self.tracks = [t for t, ok in zip(self.tracks, kept) if ok]
+        return not kept.all()
+
+    def _detect(self, frame: np.ndarray, scheduled: bool) -> None:
+        """Start tracks for detected faces nobody tracks; on a scheduled run, drop tracks the detector no longer sees."""
+        found = self.detector.detect_batch([frame])[0]
+        centres, sizes, rolls = frames_of(self.detector, found)
+        if self.tracks:
+            tracked = landmark_frames(np.stack([t.landmarks for t in self.tracks]))
+            iou = box_iou(_square_boxes(centres, sizes), _square_boxes(tracked[0], tracked[1]))
+            if scheduled:
+                self.tracks = [t for t, seen in zip(self.tracks, (iou > MATCH_IOU).any(0)) if seen]
+            fresh = ~(iou > MATCH_IOU).any(1)
+            centres, sizes, rolls = centres[fresh], sizes[fresh], rolls[fresh]
+        if len(sizes):
+            points = predict_frames(self.predictor, [frame], [(centres, sizes, rolls)], self.batch_size)[0]
+            self.tracks += [self._new_track(p) for p in points]
+
+    def update(self, frame: np.ndarray, index: int) -> list[TrackedFace]:
+        """One RGB frame -> its faces (smoothed points), tracks updated."""
+        lost = self._follow(frame)
+        every = self.options.redetect_every
+        scheduled = every > 0 and index % every == 0 and index > 0
+        if lost or scheduled or not self.tracks:
+            self._detect(frame, scheduled)
+        out = []
+        for track in self.tracks:
+            points = track.landmarks
+            if track.smoother is not None:
+                points = track.smoother(index / self.fps, points, scale=float(landmark_frames(points[None])[1][0]))
+            out.append(TrackedFace(track.id, track.source, points.astype(np.float32)))
+        return out
+
+
+def csv_header() -> str:
+    coords = ",".join(f"x{i},y{i}" for i in range(68))
+    return f"frame,time_s,face,source,box_x0,box_y0,box_x1,box_y1,{coords}\n"
+
+
+def csv_rows(index: int, fps: float, faces: list[TrackedFace]) -> str:
+    rows = []
+    for face in faces:
+        numbers = np.concatenate([bbox(face.landmarks), face.landmarks.reshape(-1)])
+        rows.append(f"{index},{index / fps:.4f},{face.id},{face.source}," + ",".join(f"{v:.3f}" for v in numbers) + "\n")
+    return "".join(rows)
+
+
+def draw_tracked(frame: np.ndarray, faces: list[TrackedFace]) -> np.ndarray:
+    """The frame with each face's 68 points and id drawn (RGB)."""
+    canvas = frame.copy()
+    radius = max(1, round(max(frame.shape[:2]) / 300))
+    for face in faces:
+        for x, y in face.landmarks:
+            cv2.circle(canvas, (int(np.floor(x)), int(np.floor(y))), radius, (0, 255, 0), -1, cv2.LINE_AA)
+        x0, y0 = bbox(face.landmarks)[:2]
+        cv2.putText(canvas, str(face.id), (int(x0), max(12, int(y0) - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 200, 0), 1)
+    return canvas
+
+
+@contextlib.contextmanager
+def video_writer(path: Path, fps: float) -> Iterator:
+    """``write(bgr_frame)`` into an mp4 at ``path`` that appears only once complete (atomic)."""
+    with atomic_path(path) as tmp:
+        # VideoWriter picks the container from the suffix: write <tmp>.mp4, then move it onto tmp
+        staged, writer = tmp.with_name(tmp.name + ".mp4"), None
+
+        def write(bgr: np.ndarray) -> None:
+            nonlocal writer
+            if writer is None:
+                writer = cv2.VideoWriter(str(staged), cv2.VideoWriter_fourcc(*"mp4v"), fps, bgr.shape[1::-1])
+                if not writer.isOpened():
+                    raise FacelmError("OpenCV cannot write an mp4v video here", path)
+            writer.write(bgr)
+
+        try:
+            yield write
+            if writer is not None:
+                writer.release()
+                os.replace(staged, tmp)
+        finally:
+            if writer is not None:
+                writer.release()
+            staged.unlink(missing_ok=True)
+
+
+def predict_video(predictor, path: Path, out: Path, detector, options: VideoOptions = VideoOptions(),
+                  batch_size: int = 64) -> int:
+    """Track and write ``<out>/<stem>.landmarks.csv`` (+ ``<stem>.overlay.mp4``), both atomically -> frames read."""
+    capture = cv2.VideoCapture(str(path))
+    if not capture.isOpened():
+        raise FacelmError("cannot open the video", path)
+    fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
+    tracker = FaceTracker(predictor, detector, options, fps, batch_size)
+    frames = 0
+    try:
+        with contextlib.ExitStack() as stack:
+            table = stack.enter_context(atomic_open(out / f"{path.stem}.landmarks.csv"))
+            write = stack.enter_context(video_writer(out / f"{path.stem}.overlay.mp4", fps)) if options.overlay else None
+            table.write(csv_header())
+            while True:
+                ok, bgr = capture.read()
+                if not ok:
+                    break
+                faces = tracker.update(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), frames)
+                table.write(csv_rows(frames, fps, faces))
+                if write is not None:
+                    write(cv2.cvtColor(draw_tracked(bgr[:, :, ::-1], faces), cv2.COLOR_RGB2BGR))
+                frames += 1
+            if frames == 0:
+                raise FacelmError("no frame could be decoded from the video", path)
+    finally:
+        capture.release()
+    return frames
+
+
+def add_video_arguments(group) -> None:
+    defaults = VideoOptions()
+    group.add_argument("--no-smooth", dest="smooth", action="store_false", help="write the raw per-frame points")
+    group.add_argument("--min-cutoff", type=float, default=defaults.min_cutoff,
+                       help=f"One Euro cutoff at rest, Hz: lower = steadier still faces (default {defaults.min_cutoff})")
+    group.add_argument("--beta", type=float, default=defaults.beta,
+                       help=f"One Euro speed coefficient, Hz per face size per second: higher = less lag (default {defaults.beta})")
+    group.add_argument("--d-cutoff", type=float, default=defaults.d_cutoff,
+                       help=f"One Euro cutoff of the speed estimate, Hz (default {defaults.d_cutoff})")
+    group.add_argument("--redetect-every", type=int, default=defaults.redetect_every,
+                       help=f"run the detector every N frames besides when a face is lost; 0: only then (default {defaults.redetect_every})")
+    group.add_argument("--no-overlay", dest="overlay", action="store_false", help="skip the overlay video")
+
+
+def video_options(args: argparse.Namespace) -> VideoOptions:
+    """The video options of parsed ``facelm predict`` arguments, checked."""
+    if args.min_cutoff <= 0 or args.d_cutoff <= 0 or args.beta < 0:
+        raise FacelmError(f"--min-cutoff and --d-cutoff must be > 0 and --beta >= 0 "
+                          f"(got {args.min_cutoff}, {args.d_cutoff}, {args.beta})")
+    if args.redetect_every < 0:
+        raise FacelmError(f"--redetect-every must be >= 0, got {args.redetect_every}")
+    return VideoOptions(args.smooth, args.min_cutoff, args.beta, args.d_cutoff, args.redetect_every, args.overlay)
