@@ -21,9 +21,8 @@ from facelm.data.folder import open_folder
 from facelm.data.limits import positive_int
 from facelm.landmarks68 import GROUPS
 from facelm.metrics import auc, ced_curve, failure_rate, nme
-from facelm.models.pose import pose_from_landmarks
+from facelm.models.pose import YAW_BINS, pose_from_landmarks, yaw_bin
 
-YAW_BINS = ((0, 30), (30, 60), (60, 90))
 #: Face regions of the 68 points (iBUG order): jaw 0-16, brows 17-26, nose 27-35, eyes 36-47, mouth 48-67.
 REGIONS: dict[str, list[int]] = {
     "jaw": GROUPS["jaw"],
@@ -44,9 +43,9 @@ def scores(pred: np.ndarray, gt: np.ndarray, size: float = 384) -> dict:
     per_box = nme(pred, gt, "box")
     yaw = np.abs(np.degrees(pose_from_landmarks(gt, size)[:, 0]))
     per_384 = nme(pred, gt, "384", size)
-    bins = []
-    for low, high in YAW_BINS:
-        mask = (yaw >= low) & (yaw < high) if high < 90 else yaw >= low
+    bins, face_bin = [], yaw_bin(yaw)
+    for i, (low, high) in enumerate(YAW_BINS):
+        mask = face_bin == i
         bins.append({"yaw_deg": f"{low}-{high}", "n_images": int(mask.sum()),
                      "nme_384": 100 * float(per_384[mask].mean()) if mask.any() else None,
                      "by_region": region_nme(pred[mask], gt[mask], size) if mask.any() else None})

@@ -31,36 +31,31 @@ from facelm.challenge.evaluate import evaluate, region_table
 from facelm.data.limits import positive_int
 
 
-def ort_ms_per_face(onnx_path: str | os.PathLike, size: int, runs: int = 200) -> float:
+def ort_ms_per_face(onnx_path: str | os.PathLike, runs: int = 200) -> float:
     """Median onnxruntime milliseconds for one face (batch 1, one thread, network alone)."""
-    import onnxruntime as ort
+    from facelm.inference.onnx_predictor import OnnxPredictor
 
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    face = (np.random.default_rng(0).random((1, 3, size, size)) * 255).astype(np.float32)
+    predictor = OnnxPredictor(onnx_path, threads=1)
+    size = predictor.input_size
+    face = {predictor.input_name: (np.random.default_rng(0).random((1, 3, size, size)) * 255).astype(np.float32)}
     for _ in range(10):
-        session.run(None, {name: face})
+        predictor.session.run(None, face)
     times = []
     for _ in range(runs):
         start = time.perf_counter()
-        session.run(None, {name: face})
+        predictor.session.run(None, face)
         times.append(time.perf_counter() - start)
     return 1e3 * statistics.median(times)
 
 
 def _training_record(model_path: Path) -> dict:
     """Train sets, epochs, size and model spec(s) from a checkpoint or the members of an ensemble."""
-    from facelm.models.checkpoint import load_model
+    from facelm.models.checkpoint import load_model, read_ensemble_spec
 
     if model_path.suffix == ".pt":
         paths = [model_path]
     elif model_path.suffix == ".json":
-        spec = json.loads(model_path.read_text())
-        paths = [Path(m["model"]) for m in spec.get("members", []) if "model" in m]
+        paths = [member for member, _ in read_ensemble_spec(model_path)[1]]
     else:
         return {}
     members = []
@@ -88,12 +83,12 @@ def build_card(model_path: str | os.PathLike, val_folder: str | os.PathLike, run
     with tempfile.TemporaryDirectory() as tmp:
         if model_path.suffix == ".onnx":
             onnx_path = model_path
-            export = json.loads(Path(model_path).with_suffix(".json").read_text())
+            export = predictor.card  # read by the OnnxPredictor already
         else:
             onnx_path = Path(tmp) / "model.onnx"
             export = export_onnx(model_path, onnx_path)
         size = int(export["input_size"])
-        ms = ort_ms_per_face(onnx_path, size, runs)
+        ms = ort_ms_per_face(onnx_path, runs)
     return {
         "model": str(model_path), "val_folder": str(val_folder), "hflip_tta": tta,
         "scores": scores,

@@ -41,6 +41,15 @@ def _euler(rotation: np.ndarray) -> tuple[float, float, float]:
     return float(-yaw), float(pitch), float(roll)
 
 
+#: Label-yaw bins (degrees of |yaw|) used to report and to balance turned faces; the last is open.
+YAW_BINS = ((0, 30), (30, 60), (60, 90))
+
+
+def yaw_bin(abs_yaw_deg: np.ndarray) -> np.ndarray:
+    """Index into :data:`YAW_BINS` of each |yaw| in degrees (60 and above: the last bin)."""
+    return np.digitize(abs_yaw_deg, [high for _, high in YAW_BINS[:-1]])
+
+
 def pose_from_landmarks(landmarks_px: np.ndarray, image_size: float) -> np.ndarray:
     """(N, 68, 2) pixel landmarks -> (N, 3) float32 yaw, pitch, roll in radians."""
     pts = np.asarray(landmarks_px, dtype=np.float64).reshape(-1, 68, 2)

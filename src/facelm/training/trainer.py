@@ -45,7 +45,7 @@ from facelm.data.dataset import LandmarkDataset, derive_seed, make_loader, set_l
 from facelm.errors import FacelmError
 from facelm.data.folds import make_folds, read_folds
 from facelm.models.losses import create_loss
-from facelm.models.pose import pose_from_landmarks
+from facelm.models.pose import YAW_BINS, pose_from_landmarks, yaw_bin
 from facelm.models.timm_models import HEADS
 from facelm.metrics import nme
 from facelm.models import count_params, create_model, model_size_mb
@@ -72,10 +72,6 @@ def seed_everything(seed: int) -> None:
 
 
 # ----------------------------------------------------------------------------- data
-#: upper edges (degrees) of the yaw bins 0-30 and 30-60; 60 and above is the last bin
-YAW_BIN_EDGES = (30.0, 60.0)
-
-
 class RunData:
     """Caches and datasets of one run: training rows, held-out (OOF) rows, validation."""
 
@@ -155,8 +151,8 @@ class RunData:
             return np.ones(len(rows), np.int64)
         landmarks_px = self.landmarks_norm(rows) * 384.0
         yaw = np.abs(np.degrees(pose_from_landmarks(landmarks_px, 384.0)[:, 0]))
-        bins = np.digitize(yaw, YAW_BIN_EDGES)
-        counts = np.bincount(bins, minlength=len(YAW_BIN_EDGES) + 1).astype(np.float64)
+        bins = yaw_bin(yaw)
+        counts = np.bincount(bins, minlength=len(YAW_BINS)).astype(np.float64)
         per_bin = np.ones_like(counts)
         present = counts > 0
         per_bin[present] = np.round((counts.max() / counts[present]) ** self.pose_balance)
