@@ -23,6 +23,7 @@ import torch
 from facelm import layout
 from facelm.atomic import atomic_open
 from facelm.models.checkpoint import load_model
+from facelm.data.limits import positive_int
 from facelm.config import Config, ModelSpec, load_config
 from facelm.models import resolve_name
 from facelm.models.listing import measure_cpu_ms
@@ -80,7 +81,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--config", required=True, help="config.yaml (its `ablation` section)")
     parser.add_argument("overrides", nargs="*", help="KEY=VALUE config overrides (dotted keys)")
     parser.add_argument("--out", help="markdown table to write (default <results_dir>/ablation.md)")
-    parser.add_argument("--threads", type=int, help="torch intra-op threads for training (default: torch's)")
+    parser.add_argument("--threads", type=positive_int, help="torch intra-op threads for training (default: torch's)")
 
 
 def main(args) -> int:

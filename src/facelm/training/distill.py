@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from facelm import layout
 from facelm.config import Config, load_config
+from facelm.data.limits import positive_int
 from facelm.errors import FacelmError
 from facelm.landmarks68 import FLIP_PERM
 from facelm.models.checkpoint import load_model, read_ensemble_spec
@@ -110,7 +111,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--teacher", help="model.pt or ensemble .json (default: distill.teacher or the run's teacher ensemble)")
     parser.add_argument("--fold", type=int, help="hold out this fold (default: the student trains on all rows)")
     parser.add_argument("--out", help="run folder (default <results_dir>/distill/<student id>)")
-    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--threads", type=positive_int, help="torch intra-op threads (default: torch's)")
 
 
 def main(args) -> int:

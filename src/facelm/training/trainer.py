@@ -42,6 +42,7 @@ from facelm.config import Config, ModelSpec, load_config, parse_config
 from facelm.data.batch_augment import build_batch_augment
 from facelm.data.batch_loader import CacheBatches, make_batch_loader
 from facelm.data.dataset import LandmarkDataset, derive_seed, make_loader, set_loader_epoch
+from facelm.data.limits import positive_int
 from facelm.errors import FacelmError
 from facelm.data.folds import make_folds, read_folds
 from facelm.models.losses import create_loss
@@ -485,7 +486,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--workers", type=int)
     parser.add_argument("--results-dir", default="results", help="where caches go (short form)")
-    parser.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--threads", type=positive_int, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--out", help="run folder (default <results_dir>/runs/<model_id>/fold<k>)")
 
 
