@@ -108,3 +108,12 @@ def test_an_unreachable_server_is_one_line(tmp_path):
     assert result.stderr.strip().splitlines() == [
         "facelm tune: error: cannot open the Optuna storage postgresql://facelm@127.0.0.1:1/optuna: connection to "
         'server at "127.0.0.1", port 1 failed: Connection refused']
+
+
+def test_a_study_whose_every_trial_failed_is_an_error(tiny_pipeline, tmp_path):
+    config, _ = tiny_pipeline
+    config = config.updated(results_dir=str(tmp_path / "results"),
+                            tune={"enabled": True, "n_trials": 2, "epochs": 1, "model": {"name": "pfld_025"},
+                                  "search_space": {"loss": {"type": "categorical", "choices": ["no_such_loss"]}}})
+    with pytest.raises(FacelmError, match=r"all 2 trials of study .* failed; trial 0: .*no_such_loss"):
+        run_worker(config, 0, f"sqlite:///{tmp_path / 'study.db'}")

@@ -4,7 +4,8 @@ Each worker process (``facelm tune --worker K``; Snakemake runs ``tune.workers``
 parallel, on one machine or as cluster jobs) draws trials with a seeded TPE sampler until the
 study holds ``tune.n_trials`` finished trials. A trial trains ``tune.model`` on fold
 ``tune.fold`` for ``tune.epochs`` epochs; its per-epoch validation NME feeds the median pruner.
-Failed trials are recorded as FAIL and the worker goes on. ``--best`` writes the best complete
+Failed trials are recorded as FAIL (their error in the trial's ``error`` attribute) and the worker
+goes on; a study whose every finished trial failed is an error (exit 2), not an empty success. ``--best`` writes the best complete
 trial's parameters, which the final training applies with :func:`apply_params` (``facelm train
 --params``). Search-space names are mapped to config keys by :mod:`facelm.training.params`.
 
@@ -126,7 +127,7 @@ def objective_for(config: Config) -> callable:
     for name in tune.search_space:
         config_path_of(name)  # unknown names fail before any trial
 
-    def objective(trial: optuna.Trial) -> float:
+    def run_trial(trial: optuna.Trial) -> float:
         params = suggest(trial, tune.search_space)
         trial_config = apply_params(config, params)
         out = layout.optuna_dir(config) / "trials" / str(trial.number)
@@ -141,6 +142,16 @@ def objective_for(config: Config) -> callable:
         trial.set_user_attr("oof_nme_384", metrics.get("oof_nme_384"))
         return metrics["val_nme_384"]
 
+    def objective(trial: optuna.Trial) -> float:
+        try:
+            return run_trial(trial)
+        except optuna.TrialPruned:
+            raise
+        except Exception as err:  # kept for the all-failed check; Optuna then marks the trial FAIL
+            lines = str(err).strip().splitlines()
+            trial.set_user_attr("error", f"{type(err).__name__}: {lines[0] if lines else ''}")
+            raise
+
     return objective
 
 
@@ -152,6 +163,10 @@ def run_worker(config: Config, worker: int, url: str | None = None) -> dict:
         study.optimize(objective_for(config), callbacks=[optuna.study.MaxTrialsCallback(n_trials, states=states)],
                        catch=(Exception,), gc_after_trial=True)
     counts = {s.name: len(study.get_trials(states=(s,))) for s in states}
+    if counts["FAIL"] and not counts["COMPLETE"] and not counts["PRUNED"]:
+        first = study.get_trials(states=(optuna.trial.TrialState.FAIL,))[0]
+        raise FacelmError(f"all {counts['FAIL']} trials of study {study.study_name} failed; trial {first.number}: "
+                          f"{first.user_attrs.get('error', 'no error recorded')}")
     return {"worker": worker, "study": study.study_name, "trials": counts}
 
 
