@@ -14,7 +14,8 @@ from facelm.cli import main
 from facelm.inference.detect import create_detector
 from facelm.inference.loading import load_predictor
 from facelm.inference.one_euro import OneEuroFilter
-from facelm.inference.video import VideoOptions, predict_video
+from facelm.inference.video import FaceTracker, VideoOptions, predict_video
+from facelm.landmarks68 import box_size, mean_shape
 from test_predict import models  # noqa: F401 (fixture)
 
 torch.set_num_threads(1)
@@ -67,6 +68,26 @@ def test_one_euro_smooths_still_noise_and_follows_a_ramp():
     assert np.abs(followed[-1] - ramp[-1]).max() < 3  # a fast ramp lags little (the cutoff rose)
 
 
+class ShrinkingModel:
+    """A blind model with a systematic error: the mean shape at the training framing, 3 % too small."""
+
+    def predict(self, crops, batch_size=64):
+        shape = mean_shape()
+        centre = shape.mean(0)
+        return np.repeat(((shape - centre) * 0.97 + centre)[None], len(crops), 0).astype(np.float32)
+
+
+def test_a_models_systematic_error_does_not_feed_back_through_the_crop():
+    """Re-framing each crop from the last points would shrink this track 3 % per frame (0.97^30 = 0.40);
+    the held crop keeps it at the size of its first prediction."""
+    tracker = FaceTracker(ShrinkingModel(), detector=None, options=VideoOptions(smooth=False, redetect_every=0), fps=25)
+    start = mean_shape() * 0.5 + 100
+    tracker.tracks = [tracker._new_track(start)]
+    frame = np.zeros((480, 640, 3), np.uint8)
+    sizes = [float(box_size(tracker.update(frame, i)[0].landmarks)) for i in range(30)]
+    assert abs(sizes[-1] / sizes[0] - 1) < 0.01 and sizes[0] / float(box_size(start)) > 0.9
+
+
 def test_video_writes_csv_and_overlay(aflw_val, models, tmp_path):  # noqa: F811
     clip = tmp_path / "clip.mp4"
     make_clip(clip, cv2.imread(str(aflw_val / "image00013.jpg"))[:, :, ::-1], 8)
@@ -90,20 +111,19 @@ def test_bad_video_and_options_are_one_line(models, tmp_path, capsys):  # noqa: 
 
 @pytest.fixture(scope="module")
 def trained_model(tmp_path_factory):
-    """A quickly trained real model (the tracking test needs points that follow the face)."""
+    """A quickly trained real model (val NME ~5.7): the tracking test needs points that follow the face
+    (a 6-epoch model, val NME ~8.7, sees every face ~7 px off centre and can only be tracked to ~18 px)."""
     from conftest import shared_path
 
     train, val = shared_path("300w_train"), shared_path("aflw_val")  # val: reported only
     out = tmp_path_factory.mktemp("trained")
     subprocess.run([sys.executable, "-m", "facelm", "train", "--data", str(train), "--val", str(val), "--backbone", "mobilenetv3_small_100",
-                    "--head", "heatmap", "--epochs", "6", "--size", "128", "--threads", "2", "--workers", "1",
+                    "--head", "heatmap", "--epochs", "20", "--size", "128", "--threads", "2", "--workers", "1",
                     "--results-dir", str(out / "results"), "--out", str(out / "run")], check=True)
     return out / "run" / "model.pt"
 
 
 @pytest.mark.slow
-@pytest.mark.skip(reason="open: with the 6-epoch fixture model (val NME ~9) tracking drifts ~50 px; passes with a "
-                         "30-epoch model (raw error 4.7 px, jitter 2.52 -> 0.62 px/frame); fixture model to be fixed")
 def test_tracked_landmarks_follow_a_known_motion_and_smoothing_lowers_jitter(aflw_val, trained_model, tmp_path):
     frames = STILL + MOVING + STILL
     clip = tmp_path / "clip.mp4"
@@ -119,9 +139,11 @@ def test_tracked_landmarks_follow_a_known_motion_and_smoothing_lowers_jitter(afl
     for smooth, points in runs.items():
         followed = points.mean(1) - points[0].mean(0)
         error = np.abs(followed - shift).max(1)
-        print(f"smooth={smooth}: largest tracking error {error.max():.2f} px over a {shift[-1].round().tolist()} px move")
-        assert error[-4:].max() < 6  # settled on the true offset after the move (a 30-epoch model: 3.3 px)
-        assert error.max() < (8 if not smooth else 12)  # raw points follow frame by frame; smoothed ones lag a little
+        print(f"smooth={smooth}: largest tracking error {error.max():.2f} px over a {shift[-1].round().tolist()} px move, "
+              f"{error[-4:].max():.2f} px after it")
+        assert error[-4:].max() < 6  # no drift: settled on the true offset after the move (20-epoch model: 2.4 px)
+        # while moving, points may lag by about what the held crop allows (REFRAME centre x face size ~ 16 px)
+        assert error.max() < 16
     raw, smoothed = (jitter(runs[s][1:STILL]) for s in (False, True))
     print(f"jitter on the still face: raw {raw:.3f} px/frame, One Euro {smoothed:.3f} px/frame")
     assert smoothed < 0.7 * raw

@@ -4,9 +4,14 @@
     -> tracked/clip.landmarks.csv  (frame, time_s, face, source, box_x0..box_y1, x0, y0, ..., x67, y67)
        tracked/clip.overlay.mp4    (the clip with each face's points and id drawn)
 
-Tracking (:class:`FaceTracker`): the detector finds the faces on the first frame; from then on each
-face's previous 68 points frame its next crop exactly like a training crop (no detector, one batched
-prediction for all faces of the frame). The detector runs again when a face is lost (its new points
+Tracking (:class:`FaceTracker`): the detector finds the faces on the first frame (a second pass
+re-predicts each face in the training-like frame of its first points); from then on each face's
+68 points frame its next crop exactly like a training crop (no detector, one batched prediction
+for all faces of the frame). Each of the crop's centre, size and roll follows the points only once
+they moved from it by more than :data:`REFRAME`, not on every frame: a model's small systematic
+error (say it sees faces 3 % smaller than they are) would otherwise feed back through the crop
+frame after frame and the track would shrink and drift off the face; a crop held still also keeps
+the points of a still face steadier. The detector runs again when a face is lost (its new points
 do not fit the crop they came from), when no face is tracked, and every ``redetect_every`` frames
 (new faces start tracks; a tracked face the detector no longer sees is dropped). Points written are
 smoothed per face by a One Euro filter (:mod:`facelm.inference.one_euro`); the next crop uses the
@@ -34,6 +39,9 @@ from facelm.landmarks68 import bbox
 
 #: a detection and a track are the same face above this IoU of their landmark boxes
 MATCH_IOU = 0.3
+#: a track's crop is re-framed from its points once their box centre moved this fraction of the
+#: face size, their size changed by this factor, or their roll by this many degrees
+REFRAME = {"centre": 0.08, "size": 1.1, "roll_deg": 6.0}
 
 
 @dataclass(frozen=True)
@@ -49,7 +57,8 @@ class VideoOptions:
 @dataclass
 class Track:
     id: int
-    landmarks: np.ndarray  # raw (68, 2) of the last frame: frames the next crop
+    landmarks: np.ndarray  # raw (68, 2) of the last frame
+    crop: tuple[np.ndarray, np.ndarray, np.ndarray]  # centre (2,), size (), roll () of the next crop
     smoother: OneEuroFilter | None
     source: str = "detect"  # how this frame's crop was framed: detect | track
 
@@ -85,6 +94,22 @@ def plausible(before: tuple[np.ndarray, np.ndarray, np.ndarray], landmarks: np.n
     return (ratio > 1 / 1.6) & (ratio < 1.6) & (moved < 0.5) & inside
 
 
+def _frame_of(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The training-like crop frame (centre, size, roll) of one face's (68, 2) points."""
+    centres, sizes, rolls = landmark_frames(landmarks[None])
+    return centres[0], sizes[0], rolls[0]
+
+
+def reframed(crop: tuple[np.ndarray, np.ndarray, np.ndarray], landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The next crop frame of a face whose points came from ``crop``: each of centre, size and roll
+    follows the points only once they moved from the crop's by more than :data:`REFRAME`."""
+    centre, size, roll = _frame_of(landmarks)
+    turned = np.degrees(abs((roll - crop[2] + np.pi) % (2 * np.pi) - np.pi))
+    return (centre if np.linalg.norm(centre - crop[0]) > REFRAME["centre"] * crop[1] else crop[0],
+            size if max(size / crop[1], crop[1] / size) > REFRAME["size"] else crop[1],
+            roll if turned > REFRAME["roll_deg"] else crop[2])
+
+
 @dataclass
 class FaceTracker:
     """Frame-to-frame landmark tracking (see the module docstring); ``update(frame, index)`` per frame."""
@@ -101,17 +126,18 @@ class FaceTracker:
         o = self.options
         smoother = OneEuroFilter(o.min_cutoff, o.beta, o.d_cutoff) if o.smooth else None
         self._next_id += 1
-        return Track(self._next_id - 1, landmarks, smoother)
+        return Track(self._next_id - 1, landmarks, _frame_of(landmarks), smoother)
 
     def _follow(self, frame: np.ndarray) -> bool:
-        """Predict every track from its previous points; drop the lost ones. True if any was lost."""
+        """Predict every track in its crop; re-frame the crops the points left; drop the lost ones. True if any was lost."""
         if not self.tracks:
             return False
-        before = landmark_frames(np.stack([t.landmarks for t in self.tracks]))
+        before = tuple(np.stack(parts) for parts in zip(*(t.crop for t in self.tracks)))
         points = predict_frames(self.predictor, [frame], [before], self.batch_size)[0]
         kept = plausible(before, points, frame.shape)
         for track, new in zip(self.tracks, points):
             track.landmarks, track.source = new, "track"
+            track.crop = reframed(track.crop, new)
         self.tracks = [t for t, ok in zip(self.tracks, kept) if ok]
         return not kept.all()
 
@@ -128,6 +154,8 @@ class FaceTracker:
             centres, sizes, rolls = centres[fresh], sizes[fresh], rolls[fresh]
         if len(sizes):
             points = predict_frames(self.predictor, [frame], [(centres, sizes, rolls)], self.batch_size)[0]
+            # a second pass in the training-like frame of those points: the frame tracking goes on in
+            points = predict_frames(self.predictor, [frame], [landmark_frames(points)], self.batch_size)[0]
             self.tracks += [self._new_track(p) for p in points]
 
     def update(self, frame: np.ndarray, index: int) -> list[TrackedFace]:
