@@ -39,3 +39,17 @@ def test_card_refuses_a_bad_run_count(tiny_pipeline, demo_data, tmp_path):
                             capture_output=True, text=True)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert not (tmp_path / "c.md").exists()
+
+
+def test_card_reports_a_models_own_train_overrides(tiny_pipeline, tmp_path):
+    """A member trained with ``models[].train`` overrides (e.g. a longer student) is reported with them."""
+    import dataclasses
+
+    from facelm.challenge.model_card import _training_record
+    from facelm.training.trainer import train_model
+
+    config, _ = tiny_pipeline
+    entry = dataclasses.replace(config.models[0], train={"epochs": 2})
+    train_model(config, entry, 0, tmp_path / "run")
+    member = _training_record(tmp_path / "run" / "model.pt")["members"][0]
+    assert member["train"]["epochs"] == 2 and config.train.epochs == 1

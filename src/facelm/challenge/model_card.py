@@ -64,8 +64,10 @@ def _training_record(model_path: Path) -> dict:
         config = meta.get("config") or {}
         metrics_path = path.with_name("metrics.json")
         metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+        entry = meta.get("model_entry") or {}
+        train = {**(config.get("train") or {}), **(entry.get("train") or {})}  # the model's own overrides win
         members.append({"model": meta.get("model_entry"), "fold": meta.get("fold"),
-                        "train_sets": config.get("train_sets"), "train": config.get("train"),
+                        "train_sets": config.get("train_sets"), "train": train,
                         "distill_teacher": metrics.get("teacher")})
     return {"members": members}
 
