@@ -11,7 +11,9 @@ for all faces of the frame). Each of the crop's centre, size and roll follows th
 they moved from it by more than :data:`REFRAME`, not on every frame: a model's small systematic
 error (say it sees faces 3 % smaller than they are) would otherwise feed back through the crop
 frame after frame and the track would shrink and drift off the face; a crop held still also keeps
-the points of a still face steadier. The detector runs again when a face is lost (its new points
+the points of a still face steadier. A face that comes to rest (points still for
+:data:`SETTLE_FRAMES` frames) has its crop centred on it once, so it is not left at the edge of
+the dead band. The detector runs again when a face is lost (its new points
 do not fit the crop they came from), when no face is tracked, and every ``redetect_every`` frames
 (new faces start tracks; a tracked face the detector no longer sees is dropped). Points written are
 smoothed per face by a One Euro filter (:mod:`facelm.inference.one_euro`); the next crop uses the
@@ -42,6 +44,9 @@ MATCH_IOU = 0.3
 #: a track's crop is re-framed from its points once their box centre moved this fraction of the
 #: face size, their size changed by this factor, or their roll by this many degrees
 REFRAME = {"centre": 0.08, "size": 1.1, "roll_deg": 6.0}
+#: a face whose points moved less than this fraction of its size (mean per point) for SETTLE_FRAMES
+#: frames is at rest: its crop is centred on it once
+STILL_FRACTION, SETTLE_FRAMES = 0.01, 3
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,8 @@ class Track:
     landmarks: np.ndarray  # raw (68, 2) of the last frame
     crop: tuple[np.ndarray, np.ndarray, np.ndarray]  # centre (2,), size (), roll () of the next crop
     smoother: OneEuroFilter | None
+    still: int = 0  # frames the points have stayed put
+    settled: bool = True  # crop centred on the points since it last moved
     source: str = "detect"  # how this frame's crop was framed: detect | track
 
 
@@ -122,11 +129,11 @@ class FaceTracker:
     tracks: list[Track] = field(default_factory=list)
     _next_id: int = 0
 
-    def _new_track(self, landmarks: np.ndarray) -> Track:
+    def _new_track(self, landmarks: np.ndarray, crop: tuple[np.ndarray, np.ndarray, np.ndarray]) -> Track:
         o = self.options
         smoother = OneEuroFilter(o.min_cutoff, o.beta, o.d_cutoff) if o.smooth else None
         self._next_id += 1
-        return Track(self._next_id - 1, landmarks, _frame_of(landmarks), smoother)
+        return Track(self._next_id - 1, landmarks, crop, smoother)
 
     def _follow(self, frame: np.ndarray) -> bool:
         """Predict every track in its crop; re-frame the crops the points left; drop the lost ones. True if any was lost."""
@@ -136,8 +143,16 @@ class FaceTracker:
         points = predict_frames(self.predictor, [frame], [before], self.batch_size)[0]
         kept = plausible(before, points, frame.shape)
         for track, new in zip(self.tracks, points):
+            moved = np.linalg.norm(new - track.landmarks, axis=1).mean() > STILL_FRACTION * track.crop[1]
             track.landmarks, track.source = new, "track"
-            track.crop = reframed(track.crop, new)
+            track.still = 0 if moved else track.still + 1
+            crop = reframed(track.crop, new)
+            if not all(np.array_equal(a, b) for a, b in zip(crop, track.crop)):
+                track.crop, track.settled = crop, False
+            elif track.still >= SETTLE_FRAMES and not track.settled:
+                # the face came to rest inside the dead band, maybe off the crop's centre: centre the
+                # crop on it once (a model's bias then moves the crop once per stop, not every frame)
+                track.crop, track.settled = _frame_of(new), True
         self.tracks = [t for t, ok in zip(self.tracks, kept) if ok]
         return not kept.all()
 
@@ -154,9 +169,10 @@ class FaceTracker:
             centres, sizes, rolls = centres[fresh], sizes[fresh], rolls[fresh]
         if len(sizes):
             points = predict_frames(self.predictor, [frame], [(centres, sizes, rolls)], self.batch_size)[0]
-            # a second pass in the training-like frame of those points: the frame tracking goes on in
-            points = predict_frames(self.predictor, [frame], [landmark_frames(points)], self.batch_size)[0]
-            self.tracks += [self._new_track(p) for p in points]
+            # a second pass in the training-like frame of those points: the crop tracking goes on in
+            crops = landmark_frames(points)
+            points = predict_frames(self.predictor, [frame], [crops], self.batch_size)[0]
+            self.tracks += [self._new_track(p, reframed(crop, p)) for p, crop in zip(points, zip(*crops))]
 
     def update(self, frame: np.ndarray, index: int) -> list[TrackedFace]:
         """One RGB frame -> its faces (smoothed points), tracks updated."""
