@@ -27,6 +27,13 @@ def shared_path(*parts: str) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def shared_data():
+    """:func:`shared_path` as a fixture, for fixtures of any scope (``from conftest import`` is
+    ambiguous: tests/data has a conftest.py too)."""
+    return shared_path
+
+
 @pytest.fixture
 def aflw_val() -> Path:
     return shared_path("aflw_val")

@@ -116,12 +116,10 @@ def test_bad_video_and_options_are_one_line(models, tmp_path, capsys):  # noqa: 
 
 
 @pytest.fixture(scope="module")
-def trained_model(tmp_path_factory):
+def trained_model(tmp_path_factory, shared_data):
     """A quickly trained real model (val NME ~5.7, about 4 minutes on 2 idle cores): the tracking test
     needs points that follow the face."""
-    from conftest import shared_path
-
-    train, val = shared_path("300w_train"), shared_path("aflw_val")  # val: reported only
+    train, val = shared_data("300w_train"), shared_data("aflw_val")  # val: reported only
     out = tmp_path_factory.mktemp("trained")
     subprocess.run([sys.executable, "-m", "facelm", "train", "--data", str(train), "--val", str(val), "--backbone", "mobilenetv3_small_100",
                     "--head", "heatmap", "--epochs", "20", "--size", "128", "--threads", "2", "--workers", "1",
