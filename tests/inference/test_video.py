@@ -11,11 +11,11 @@ import pytest
 import torch
 
 from facelm.cli import main
+from facelm.data.annot import load_annot
 from facelm.inference.detect import create_detector
+from facelm.inference.framing import landmark_frames
 from facelm.inference.loading import load_predictor
 from facelm.inference.one_euro import OneEuroFilter
-from facelm.inference.framing import landmark_frames
-from facelm.data.annot import load_annot
 from facelm.inference.video import REFRAME, FaceTracker, VideoOptions, predict_video
 from facelm.landmarks68 import box_size, mean_shape
 from test_predict import models  # noqa: F401 (fixture)

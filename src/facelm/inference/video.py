@@ -90,31 +90,28 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area(a)[:, None] + area(b)[None, :] - inter, 1e-9)
 
 
-def plausible(before: tuple[np.ndarray, np.ndarray, np.ndarray], landmarks: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """(K,) bool: the new points fit the crop they were predicted in (same size within a factor 1.6,
-    centre moved less than half a face) and their centre lies in the frame. A face that left the
-    crop (occluded, gone, or a jump) fails this and is handed back to the detector."""
-    centres, sizes, _ = landmark_frames(landmarks)
+def plausible(before: tuple[np.ndarray, np.ndarray, np.ndarray], after: tuple[np.ndarray, np.ndarray, np.ndarray],
+              shape: tuple[int, ...]) -> np.ndarray:
+    """(K,) bool: the new points (their frames ``after``, :func:`landmark_frames`) fit the crop they
+    were predicted in (same size within a factor 1.6, centre moved less than half a face) and their
+    centre lies in the frame. A face that left the crop (occluded, gone, or a jump) fails this and
+    is handed back to the detector."""
+    centres, sizes, _ = after
     ratio = sizes / np.maximum(before[1], 1e-9)
     moved = np.linalg.norm(centres - before[0], axis=1) / np.maximum(before[1], 1e-9)
     inside = (centres >= 0).all(1) & (centres[:, 0] < shape[1]) & (centres[:, 1] < shape[0])
     return (ratio > 1 / 1.6) & (ratio < 1.6) & (moved < 0.5) & inside
 
 
-def _frame_of(landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The training-like crop frame (centre, size, roll) of one face's (68, 2) points."""
-    centres, sizes, rolls = landmark_frames(landmarks[None])
-    return centres[0], sizes[0], rolls[0]
-
-
-def reframed(crop: tuple[np.ndarray, np.ndarray, np.ndarray], landmarks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The next crop frame of a face whose points came from ``crop``: each of centre, size and roll
-    follows the points only once they moved from the crop's by more than :data:`REFRAME`."""
-    centre, size, roll = _frame_of(landmarks)
+def reframed(crop: tuple, points_frame: tuple) -> tuple[tuple, bool]:
+    """The next crop frame (centre, size, roll) of a face whose points, with frame ``points_frame``,
+    came from ``crop``: each part follows the points only once they moved from the crop's by more
+    than :data:`REFRAME`. Returns the frame and whether any part moved."""
+    centre, size, roll = points_frame
     turned = np.degrees(abs((roll - crop[2] + np.pi) % (2 * np.pi) - np.pi))
-    return (centre if np.linalg.norm(centre - crop[0]) > REFRAME["centre"] * crop[1] else crop[0],
-            size if max(size / crop[1], crop[1] / size) > REFRAME["size"] else crop[1],
-            roll if turned > REFRAME["roll_deg"] else crop[2])
+    follow = (np.linalg.norm(centre - crop[0]) > REFRAME["centre"] * crop[1],
+              max(size / crop[1], crop[1] / size) > REFRAME["size"], turned > REFRAME["roll_deg"])
+    return tuple(new if f else old for new, old, f in zip(points_frame, crop, follow)), any(follow)
 
 
 @dataclass
@@ -141,18 +138,19 @@ class FaceTracker:
             return False
         before = tuple(np.stack(parts) for parts in zip(*(t.crop for t in self.tracks)))
         points = predict_frames(self.predictor, [frame], [before], self.batch_size)[0]
-        kept = plausible(before, points, frame.shape)
-        for track, new in zip(self.tracks, points):
+        after = landmark_frames(points)
+        kept = plausible(before, after, frame.shape)
+        for track, new, new_frame in zip(self.tracks, points, zip(*after)):
             moved = np.linalg.norm(new - track.landmarks, axis=1).mean() > STILL_FRACTION * track.crop[1]
             track.landmarks, track.source = new, "track"
             track.still = 0 if moved else track.still + 1
-            crop = reframed(track.crop, new)
-            if not all(np.array_equal(a, b) for a, b in zip(crop, track.crop)):
+            crop, changed = reframed(track.crop, new_frame)
+            if changed:
                 track.crop, track.settled = crop, False
             elif track.still >= SETTLE_FRAMES and not track.settled:
                 # the face came to rest inside the dead band, maybe off the crop's centre: centre the
                 # crop on it once (a model's bias then moves the crop once per stop, not every frame)
-                track.crop, track.settled = _frame_of(new), True
+                track.crop, track.settled = new_frame, True
         self.tracks = [t for t, ok in zip(self.tracks, kept) if ok]
         return not kept.all()
 
@@ -172,7 +170,8 @@ class FaceTracker:
             # a second pass in the training-like frame of those points: the crop tracking goes on in
             crops = landmark_frames(points)
             points = predict_frames(self.predictor, [frame], [crops], self.batch_size)[0]
-            self.tracks += [self._new_track(p, reframed(crop, p)) for p, crop in zip(points, zip(*crops))]
+            self.tracks += [self._new_track(p, reframed(crop, new_frame)[0])
+                            for p, crop, new_frame in zip(points, zip(*crops), zip(*landmark_frames(points)))]
 
     def update(self, frame: np.ndarray, index: int) -> list[TrackedFace]:
         """One RGB frame -> its faces (smoothed points), tracks updated."""

@@ -7,7 +7,8 @@ study holds ``tune.n_trials`` finished trials. A trial trains ``tune.model`` on 
 Failed trials are recorded as FAIL (their error in the trial's ``error`` attribute) and the worker
 goes on; a study whose every finished trial failed is an error (exit 2), not an empty success.
 ``--best`` writes the best complete trial's parameters, which the final training applies with
-:func:`apply_params` (``facelm train --params``). Search-space names are mapped to config keys by :mod:`facelm.training.params`.
+:func:`apply_params` (``facelm train --params``). Search-space names are mapped to config keys
+by :mod:`facelm.training.params`.
 
 The study lives in an Optuna storage (:func:`storage_url`): SQLite under the results folder by
 default (processes on one machine), a PostgreSQL server (``postgresql://user@host/db``; workers on
