@@ -2,18 +2,24 @@
 
     .venv/bin/python benchmarks/loader.py [--folder ../shared/data/300w_train] [--size 128] [--workers 2]
 
-Paths, all with the same (default) augmentation settings and batch size:
-  * JPEG decode every epoch, albumentations per sample in ``--workers`` DataLoader workers;
-  * gamma cache (memmap), albumentations per sample in the workers (``augment.backend: albumentations``);
-  * gamma cache read as whole uint8 batches (:class:`CacheBatches`) and augmented as batches of
-    tensors (``augment.backend: batch``): (a) in ``--workers`` worker processes of one thread each,
-    what the trainer does without a GPU, and (b) in the training process on ONE CPU thread, what the
-    trainer does on a GPU, there on the device (on a shared 2-core machine a 2-thread OpenMP pool
-    stalls on every op, so one thread).
-Then each augmentation alone on one thread (samples/s per CPU core).
+End-to-end paths (a DataLoader with ``--workers`` spawned workers of one thread each, batch
+``--batch-size``, two timed epochs after a warm-up one), all with the default augmentation settings:
 
-Prints a table and ends with one JSON line; ``speedup`` is the end-to-end gain of the cache with
-the DEFAULT backend over the JPEG path (``speedup_<backend>`` for each backend).
+* ``jpeg``: JPEG decode + gamma + resize every epoch, albumentations per sample (the pipeline
+  before the cache);
+* ``jpeg_batch``: JPEG decode every epoch, then the batch augmentation's OpenCV executor
+  (the default augmentation, without the cache);
+* ``cache_albumentations``: the memory-mapped gamma cache, albumentations per sample
+  (``augment.backend: albumentations``);
+* ``cache_batch``: whole uint8 batches gathered from the cache, the batch draws applied by OpenCV
+  in the workers (``augment.backend: batch`` on a CPU: the default);
+* ``cache_batch_torch``: the same batches, the draws applied by the torch executor in the workers
+  (what ``batch`` did on a CPU before the OpenCV executor).
+
+Then, on one thread: each augmentation alone (samples/s per CPU core) and the gather alone (what the
+CPU still does per sample when a GPU runs the augmentation). Prints a table and ends with one JSON line;
+``speedup`` is the default path (``cache_batch``) over ``jpeg``, ``speedup_same_augment`` over
+``jpeg_batch``.
 """
 
 from __future__ import annotations
@@ -28,53 +34,111 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.utils.data import DataLoader, Dataset
 
 from facelm.config import augment_settings
 from facelm.data.augment import build_augment
 from facelm.data.batch_augment import build_batch_augment
+from facelm.data.batch_draws import BatchAugmentBase
 from facelm.data.batch_loader import CacheBatches, make_batch_loader
 from facelm.data.cache import build_cache
-from facelm.data.dataset import FolderDataset, LandmarkDataset, make_loader, set_loader_epoch
+from facelm.data.dataset import (FolderDataset, LandmarkDataset, derive_seed, make_loader, set_loader_epoch,
+                                 worker_init)
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def samples_per_second(loader, epochs: int, step=lambda batch: batch) -> float:
+class FolderBatches(Dataset):
+    """Batch ``key`` of an epoch decoded from the JPEGs and batch-augmented (the no-cache form of ``batch``)."""
+
+    def __init__(self, folder: str, size: int, batch_size: int, augment: BatchAugmentBase):
+        self.faces = FolderDataset(folder, size)
+        self.batch_size, self.augment = batch_size, augment
+        self.n_batches = len(self.faces) // batch_size
+
+    def __len__(self) -> int:
+        return self.n_batches
+
+    def __getitem__(self, key: int) -> dict:
+        epoch, b = divmod(int(key), self.n_batches)
+        order = np.random.default_rng([epoch]).permutation(len(self.faces))[b * self.batch_size : (b + 1) * self.batch_size]
+        items = [self.faces[int(i)] for i in order]
+        images = torch.stack([item["image"] for item in items]).to(torch.uint8)
+        points = torch.stack([item["landmarks"] for item in items])
+        images, points = self.augment(images, points, torch.Generator().manual_seed(derive_seed(0, epoch, b)))
+        return {"image": images, "landmarks": points}
+
+
+class _Keys(torch.utils.data.Sampler):
+    def __init__(self, n: int):
+        self.n, self.epoch = n, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        return iter(range(self.epoch * self.n, (self.epoch + 1) * self.n))
+
+    def __len__(self) -> int:
+        return self.n
+
+
+def samples_per_second(loader, epochs: int) -> float:
+    """Samples/s of ``epochs`` passes over ``loader`` after a warm-up pass (starts the workers, fills the page cache);
+    each batch is turned into float32 as the trainer does."""
     set_loader_epoch(loader, 0)
-    for batch in loader:  # warm-up epoch: starts the workers, fills the page cache
-        step(batch)
+    for _ in loader:
+        pass
     start, n = time.perf_counter(), 0
     for epoch in range(1, epochs + 1):
         set_loader_epoch(loader, epoch)
         for batch in loader:
-            n += len(step(batch)["image"])
+            n += len(batch["image"].float())
     return n / (time.perf_counter() - start)
 
 
-def per_core(cache: Path, size: int, batch_size: int, repeats: int = 3) -> tuple[float, float]:
-    """Samples/s of each augmentation alone on one thread (best of ``repeats`` passes over 4 batches)."""
+def per_core(cache: Path, size: int, batch_size: int, repeats: int = 3) -> dict[str, float]:
+    """Samples/s on one thread (best of ``repeats`` passes over 4 batches): each augmentation alone, and the gather."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     import cv2
 
     cv2.setNumThreads(1)
     data = LandmarkDataset(cache)
-    images, landmarks, _ = data.take(np.arange(min(len(data), 4 * batch_size)))
-    per_sample, batch = build_augment({}, size), build_batch_augment({}, size)
+    n = min(len(data), 4 * batch_size)
+    images, landmarks, _ = data.take(np.arange(n))
     tensors = torch.from_numpy(images).permute(0, 3, 1, 2)
     points = torch.from_numpy(landmarks / size)
-    best_sample = best_batch = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for k in range(len(images)):
+    per_sample = build_augment({}, size)
+    executors = {"torch": build_batch_augment({}, size, "torch"), "opencv": build_batch_augment({}, size, "opencv")}
+    batches = CacheBatches([data], batch_size, True)
+    order = np.random.default_rng(0).permutation(len(data))
+
+    def albumentations():
+        for k in range(n):
             per_sample(images[k], landmarks[k], seed=k)
-        best_sample = min(best_sample, time.perf_counter() - start)
-        start = time.perf_counter()
-        for k in range(0, len(images), batch_size):
-            batch(tensors[k : k + batch_size], points[k : k + batch_size], torch.Generator().manual_seed(k))
-        best_batch = min(best_batch, time.perf_counter() - start)
+
+    def batch_of(executor):
+        def run():
+            for k in range(0, n, batch_size):
+                executors[executor](tensors[k : k + batch_size], points[k : k + batch_size], torch.Generator().manual_seed(k))
+        return run
+
+    def gather():
+        for k in range(0, n, batch_size):
+            batches.gather(order[k : k + batch_size])
+
+    best = {}
+    for name, run in {"albumentations": albumentations, "batch_torch": batch_of("torch"),
+                      "batch_opencv": batch_of("opencv"), "gather": gather}.items():
+        seconds = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            run()
+            seconds = min(seconds, time.perf_counter() - start)
+        best[name] = n / seconds
     torch.set_num_threads(threads)
-    return len(images) / best_sample, len(images) / best_batch
+    return best
 
 
 def main() -> int:
@@ -84,53 +148,42 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--no-augment", action="store_true", help="measure pure loading")
     args = parser.parse_args()
     settings = augment_settings({})
-    augment = None if args.no_augment else settings
-    bs, workers = args.batch_size, args.workers
+    bs, workers, size = args.batch_size, args.workers, args.size
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
-        cache = build_cache(args.folder, Path(tmp) / "cache", 1.0, "fixed", args.size, progress=False)
+        cache = build_cache(args.folder, Path(tmp) / "cache", 1.0, "fixed", size, progress=False)
         build_s = time.perf_counter() - started
-        jpeg = samples_per_second(make_loader(FolderDataset(args.folder, args.size, augment=augment), bs, True, workers),
-                                  args.epochs)
-        cached = samples_per_second(make_loader(LandmarkDataset(cache, augment=augment), bs, True, workers), args.epochs)
-        on_device = build_batch_augment(settings, args.size)
-        draws = torch.Generator().manual_seed(0)
-
-        def batch_step(batch):
-            images = batch["image"].float()
-            if augment is not None:
-                images, batch["landmarks"] = on_device(images, batch["landmarks"], draws)
-            return {**batch, "image": images}
-
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        batched = samples_per_second(CacheBatches([LandmarkDataset(cache)], bs, True), args.epochs, batch_step)
-        torch.set_num_threads(threads)
-        in_workers = samples_per_second(make_batch_loader(CacheBatches([LandmarkDataset(cache)], bs, True),
-                                                          on_device if augment is not None else None, workers),
-                                        args.epochs)
-        core_sample, core_batch = per_core(cache, args.size, bs) if augment is not None else (None, None)
+        opencv, by_torch = build_batch_augment(settings, size, "opencv"), build_batch_augment(settings, size, "torch")
+        folder_batches = FolderBatches(args.folder, size, bs, opencv)
+        paths = {
+            "jpeg": lambda: make_loader(FolderDataset(args.folder, size, augment=settings), bs, True, workers, drop_last=True),
+            "jpeg_batch": lambda: DataLoader(folder_batches, batch_size=None, sampler=_Keys(len(folder_batches)),
+                                             num_workers=workers, persistent_workers=True, multiprocessing_context="spawn",
+                                             worker_init_fn=worker_init),
+            "cache_albumentations": lambda: make_loader(LandmarkDataset(cache, augment=settings), bs, True, workers,
+                                                        drop_last=True),
+            "cache_batch": lambda: make_batch_loader(CacheBatches([LandmarkDataset(cache)], bs, True, drop_last=True),
+                                                     opencv, workers),
+            "cache_batch_torch": lambda: make_batch_loader(CacheBatches([LandmarkDataset(cache)], bs, True, drop_last=True),
+                                                           by_torch, workers),
+        }
+        rates = {name: samples_per_second(make(), args.epochs) for name, make in paths.items()}
+        core = per_core(cache, size, bs)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     peak_children_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    ends = {"albumentations": cached, "batch": in_workers}
-    print(f"{'path':<52}{'samples/s':>12}")
-    print(f"{'JPEG decode every epoch, per-sample augment':<52}{jpeg:>12.0f}")
-    print(f"{'gamma cache (memmap), per-sample augment':<52}{cached:>12.0f}")
-    print(f"{'gamma cache batches, batch augment in the workers':<52}{in_workers:>12.0f}")
-    print(f"{'gamma cache batches, batch augment (1 CPU thread)':<52}{batched:>12.0f}")
-    if core_sample:
-        print(f"augmentation alone, one core: albumentations {core_sample:.0f} samples/s, batch {core_batch:.0f} samples/s")
+    default = "cache_batch" if settings.backend == "batch" else "cache_albumentations"
+    print(f"{'path':<24}{'samples/s':>11}{'vs jpeg':>9}")
+    for name, rate in rates.items():
+        print(f"{name:<24}{rate:>11.0f}{rate / rates['jpeg']:>8.2f}x" + ("  <- default" if name == default else ""))
+    print("one core: " + ", ".join(f"{k} {v:.0f} samples/s" for k, v in core.items()))
     print(f"cache build: {build_s:.1f} s; peak RSS main {peak_mb:.0f} MB, largest worker {peak_children_mb:.0f} MB")
-    print(json.dumps({"jpeg_sps": round(jpeg, 1), "cache_sps": round(cached, 1), "batch_workers_sps": round(in_workers, 1),
-                      "batch_1thread_sps": round(batched, 1),
-                      "speedup": round(ends[settings.backend] / jpeg, 2), "default_backend": settings.backend,
-                      **{f"speedup_{k}": round(v / jpeg, 2) for k, v in ends.items()},
-                      "per_core_albumentations_sps": core_sample and round(core_sample, 1),
-                      "per_core_batch_sps": core_batch and round(core_batch, 1),
-                      "size": args.size, "workers": workers, "augment": augment is not None,
+    print(json.dumps({**{f"{k}_sps": round(v, 1) for k, v in rates.items()},
+                      "speedup": round(rates[default] / rates["jpeg"], 2), "default_backend": settings.backend,
+                      "speedup_same_augment": round(rates[default] / rates["jpeg_batch"], 2),
+                      **{f"per_core_{k}_sps": round(v, 1) for k, v in core.items()},
+                      "size": size, "workers": workers, "batch_size": bs,
                       "peak_rss_mb": round(peak_mb), "cache_build_s": round(build_s, 1)}))
     return 0
 

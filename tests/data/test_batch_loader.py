@@ -60,3 +60,23 @@ def test_worker_batches_get_the_trainers_draws(cache):
         images, points = augment(raw["image"], raw["landmarks"], draws)
         assert torch.equal(images, ours["image"]) and torch.equal(points, ours["landmarks"])
     assert len(got) == 2 and got[0]["image"].dtype == torch.float32
+
+
+def test_per_set_values_travel_with_their_samples(cache):
+    """A set's constants (e.g. the jaw_mask of a label convention) reach the trainer on every batch row."""
+    parts = [LandmarkDataset(cache, indices=[0, 1, 2], extra={"jaw_mask": 0.0}),
+             LandmarkDataset(cache, indices=[3, 4, 5, 6], extra={"jaw_mask": 1.0})]
+    for batch in CacheBatches(parts, 3, True, seed=1):
+        assert batch["jaw_mask"].dtype == torch.float32
+        assert torch.equal(batch["jaw_mask"], (batch["index"] >= 3).float())
+    with pytest.raises(FacelmError, match="same per-set values"):
+        CacheBatches([parts[0], LandmarkDataset(cache)], 3, True)
+
+
+def test_ddp_processes_share_out_each_global_batch(cache):
+    whole = CacheBatches([LandmarkDataset(cache)], 4, True, seed=5, drop_last=True)
+    shares = [CacheBatches([LandmarkDataset(cache)], 4, True, seed=5, drop_last=True, rank=r, world=2) for r in (0, 1)]
+    for batch, first, second in zip(whole, *shares):
+        assert torch.equal(batch["index"], torch.cat([first["index"], second["index"]]))
+    with pytest.raises(FacelmError, match="does not split evenly"):
+        CacheBatches([LandmarkDataset(cache)], 5, True, drop_last=True, rank=0, world=2)

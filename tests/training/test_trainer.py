@@ -180,6 +180,10 @@ def test_jaw_convention_masks_the_other_conventions_jaw(demo_data, tmp_path):
     data = RunData(config, None, 64, 0, jaw_convention="3d_jaw")
     train = data.subset(data.train_rows, augment=True)
     assert float(train[0]["jaw_mask"]) == 1.0 and float(train[48]["jaw_mask"]) == 0.0
+    from facelm.data.batch_loader import CacheBatches  # augment.backend batch: the mask travels in whole batches
+
+    whole = next(iter(CacheBatches(train.datasets, len(train), False)))
+    assert whole["jaw_mask"][:48].eq(1).all() and whole["jaw_mask"][48:].eq(0).all()
     assert "jaw_mask" not in RunData(config, None, 64, 0).subset(data.train_rows, augment=True)[0]
 
     target, pred = torch.rand(2, 68, 2), torch.rand(2, 68, 2, requires_grad=True)

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import torch
 
 from facelm.atomic import atomic_path
+from facelm.config import augment_settings, load_config
 from facelm.data.augment import build_augment
-from facelm.config import load_config
+from facelm.data.batch_augment import build_batch_augment
 from facelm.errors import FacelmError
 from facelm.data.folder import imread_rgb, open_folder
 from facelm.data.limits import positive_int
@@ -28,19 +30,28 @@ def draw_landmarks(image: np.ndarray, points: np.ndarray) -> np.ndarray:
     return out
 
 
-def augment_grid(folder, n: int = 16, size: int = 256, seed: int = 0, augment_cfg: dict | None = None) -> np.ndarray:
+def augment_grid(folder, n: int = 16, size: int = 256, seed: int = 0, augment_cfg=None) -> np.ndarray:
+    """``n`` augmented samples of ``folder`` as one RGB grid, through the configured backend (``batch``: the
+    OpenCV executor a CPU trains with; ``albumentations``: per sample)."""
     faces = open_folder(folder)
     if not faces.labelled:
         raise FacelmError("needs a labelled folder (annot.pkl) to draw landmarks", folder)
-    augment = build_augment(augment_cfg or {}, size)
-    tiles = []
+    settings = augment_settings(augment_cfg)
+    images, landmarks = [], []
     for k in range(n):
         i = k % len(faces)
         raw = imread_rgb(faces.path(faces.names[i]))
-        image = preprocess_uint8(raw[None], size)[0]
-        points = faces.landmarks[i] * (size / raw.shape[1])
-        image, points = augment(image, points, seed=seed * 100003 + k)
-        tiles.append(draw_landmarks(image, points))
+        images.append(preprocess_uint8(raw[None], size)[0])
+        landmarks.append(faces.landmarks[i] * (size / raw.shape[1]))
+    if settings.backend == "batch":
+        augment = build_batch_augment(settings, size, "opencv")
+        batch, points = augment(torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2),
+                                torch.from_numpy(np.stack(landmarks) / size), torch.Generator().manual_seed(seed))
+        pairs = zip(batch.permute(0, 2, 3, 1).numpy(), points.numpy() * size)
+    else:
+        augment = build_augment(settings, size)
+        pairs = (augment(image, points, seed=seed * 100003 + k) for k, (image, points) in enumerate(zip(images, landmarks)))
+    tiles = [draw_landmarks(np.ascontiguousarray(image), points) for image, points in pairs]
     cols = int(np.ceil(np.sqrt(n)))
     tiles += [np.zeros_like(tiles[0])] * (cols * cols - len(tiles))
     rows = [np.hstack(tiles[r * cols : (r + 1) * cols]) for r in range(len(tiles) // cols)]

@@ -248,22 +248,20 @@ def train_model(config: Config, model_entry: ModelSpec, fold: int | None, out_di
     data = RunData(config, fold, cfg.size, seed, cfg.jaw_convention, cfg.pose_balance)
     model.fit_priors(data.landmarks_norm(data.train_rows))
     model.to(device)
-    # augment.backend batch: raw uint8 batches from the cache, augmented on the device (see batch_augment)
-    on_device = build_batch_augment(config.augment, cfg.size) if config.augment.backend == "batch" else None
+    # augment.backend batch: raw uint8 batches from the cache, augmented as batches: on a GPU by tensor
+    # operations on the device, on a CPU by OpenCV in the DataLoader workers (same draws; see batch_augment)
+    executor = "torch" if device.type == "cuda" else "opencv"
+    on_device = build_batch_augment(config.augment, cfg.size, executor) if config.augment.backend == "batch" else None
     train_set = data.subset(data.train_rows, augment=on_device is None)
     batch_size = min(cfg.batch_size, len(train_set))
-    if distributed:  # train.batch_size is the global batch; each process loads its share of every batch
-        if on_device is not None:
-            raise FacelmError("augment.backend batch does not run under torchrun yet; use augment.backend: albumentations")
+    if on_device is None:  # per sample (albumentations) in the workers; under DDP each process loads its share
         loader = make_loader(train_set, batch_size, True, cfg.workers, seed, drop_last=True, rank=rank, world=world)
-    elif on_device is None:
-        loader = make_loader(train_set, batch_size, True, cfg.workers, seed, drop_last=True)
-    elif device.type == "cpu" and cfg.workers > 0:  # no GPU: the same batch augmentation, in the workers
-        loader = make_batch_loader(CacheBatches(train_set.datasets, batch_size, True, seed, drop_last=True),
-                                   on_device, cfg.workers, seed)
-        on_device = None
     else:
-        loader = CacheBatches(train_set.datasets, batch_size, True, seed, drop_last=True)
+        batches = CacheBatches(train_set.datasets, batch_size, True, seed, drop_last=True, rank=rank, world=world)
+        if executor == "opencv" and cfg.workers > 0:
+            loader, on_device = make_batch_loader(batches, on_device, cfg.workers, seed), None
+        else:
+            loader = batches
     steps_per_epoch = len(loader)
     # the same lr as one process: DDP averages the processes' gradients into the global batch's
     optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay)
@@ -316,7 +314,8 @@ def train_model(config: Config, model_entry: ModelSpec, fold: int | None, out_di
             batch = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
             if on_device is not None:
                 draws = torch.Generator().manual_seed(derive_seed(seed, epoch, step))
-                batch["image"], batch["landmarks"] = on_device(batch["image"], batch["landmarks"], draws)
+                batch["image"], batch["landmarks"] = on_device(batch["image"], batch["landmarks"], draws, rank, world)
+            batch["image"] = batch["image"].float()  # uint8 from the OpenCV executor
             clock.lap("to device + batch augment")
             with torch.autocast(device.type, enabled=use_amp):
                 out = net(batch["image"])
@@ -429,7 +428,7 @@ def _write_outputs(config, entry, fold, out_dir, model, data, history, cfg, size
     write_json(out_dir / "config.json", {"config": config.to_dict(), "model_entry": entry.to_dict(), "fold": fold})
     clock.lap("final outputs")
     metrics["phase_seconds"] = clock.summary()
-    print(f"time per phase (s): " + ", ".join(f"{k} {v:.1f}" for k, v in metrics["phase_seconds"].items()),
+    print("time per phase (s): " + ", ".join(f"{k} {v:.1f}" for k, v in metrics["phase_seconds"].items()),
           file=sys.stderr)
     write_json(out_dir / "metrics.json", metrics)
     return metrics
