@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/loader.py [--folder ../shared/data/300w_train] [--size 128] [--workers 2]
 
 End-to-end paths (a DataLoader with ``--workers`` spawned workers of one thread each, batch
-``--batch-size``, two timed epochs after a warm-up one), all with the default augmentation settings:
+``--batch-size``, five timed epochs after a warm-up one), all with the default augmentation settings:
 
 * ``jpeg``: JPEG decode + gamma + resize every epoch, albumentations per sample (the pipeline
   before the cache);
@@ -16,7 +16,8 @@ End-to-end paths (a DataLoader with ``--workers`` spawned workers of one thread 
 * ``cache_batch_torch``: the same batches, the draws applied by the torch executor in the workers
   (what ``batch`` did on a CPU before the OpenCV executor).
 
-Then, on one thread: each augmentation alone (samples/s per CPU core) and the gather alone (what the
+``cache_batch_to_float`` is the default path again with each batch turned into float32 in the training
+process (what the trainer adds on a CPU). Then, on one thread: each augmentation alone (samples/s per CPU core) and the gather alone (what the
 CPU still does per sample when a GPU runs the augmentation). Prints a table and ends with one JSON line;
 ``speedup`` is the default path (``cache_batch``) over ``jpeg``, ``speedup_same_augment`` over
 ``jpeg_batch``.
@@ -83,9 +84,11 @@ class _Keys(torch.utils.data.Sampler):
         return self.n
 
 
-def samples_per_second(loader, epochs: int) -> float:
-    """Samples/s of ``epochs`` passes over ``loader`` after a warm-up pass (starts the workers, fills the page cache);
-    each batch is turned into float32 as the trainer does."""
+def samples_per_second(loader, epochs: int, to_float: bool = False) -> float:
+    """Samples/s of ``epochs`` passes over ``loader`` after a warm-up pass (starts the workers, fills the page cache),
+    as the batches reach the training process (float32 from the per-sample paths, uint8 from the batch paths);
+    ``to_float``: also convert each batch to float32 there, as the trainer does on a CPU (on a GPU it does that on
+    the device)."""
     set_loader_epoch(loader, 0)
     for _ in loader:
         pass
@@ -93,7 +96,7 @@ def samples_per_second(loader, epochs: int) -> float:
     for epoch in range(1, epochs + 1):
         set_loader_epoch(loader, epoch)
         for batch in loader:
-            n += len(batch["image"].float())
+            n += len(batch["image"].float() if to_float else batch["image"])
     return n / (time.perf_counter() - start)
 
 
@@ -147,7 +150,7 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=5, help="timed epochs per path (after one warm-up epoch)")
     args = parser.parse_args()
     settings = augment_settings({})
     bs, workers, size = args.batch_size, args.workers, args.size
@@ -170,6 +173,7 @@ def main() -> int:
                                                            by_torch, workers),
         }
         rates = {name: samples_per_second(make(), args.epochs) for name, make in paths.items()}
+        rates["cache_batch_to_float"] = samples_per_second(paths["cache_batch"](), args.epochs, to_float=True)
         core = per_core(cache, size, bs)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     peak_children_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024

@@ -2,8 +2,9 @@
 
     .venv/bin/python benchmarks/train_speed.py [--size 128] [--batch-size 32] [--models a b ...]
 
-Uses synthetic batches (the loader is measured by benchmarks/loader.py), on the CPU and, when
-one is present, on the GPU. Prints a table and ends with one JSON line.
+Uses synthetic batches (the loader is measured by benchmarks/loader.py) in channels-last memory
+format, as `facelm train` feeds them (``--nchw`` for contiguous NCHW), on the CPU and, when one is
+present, on the GPU. Prints a table and ends with one JSON line.
 """
 
 from __future__ import annotations
@@ -23,10 +24,14 @@ DEFAULT_MODELS = ["mobilenetv3_small_100", "mobilenetv3_large_100", "convnext_at
                   "ghostnet_100"]
 
 
-def images_per_second(name: str, kwargs: dict, size: int, batch: int, device: str, steps: int) -> float:
+def images_per_second(name: str, kwargs: dict, size: int, batch: int, device: str, steps: int,
+                      channels_last: bool = True) -> float:
+    """Training images/s of one model on synthetic batches; ``channels_last`` inputs as `facelm train` feeds them."""
     model = create_model(name, **kwargs).to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), 1e-3)
     images = torch.rand(batch, 3, size, size, device=device) * 255
+    if channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
     target = torch.from_numpy(mean_shape(size) / size).to(device).expand(batch, 68, 2).contiguous()
     batch_dict = {"image": images, "landmarks": target}
     loss_fn = create_loss("wing")
@@ -53,6 +58,7 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--nchw", action="store_true", help="contiguous NCHW inputs instead of channels-last")
     parser.add_argument("--models", nargs="*", help="registered names (default: the timm backbones + each family default)")
     args = parser.parse_args()
     specs = [(m, {"head": "heatmap"}) for m in DEFAULT_MODELS] + [(f, {}) for f in list_families()]
@@ -65,10 +71,11 @@ def main() -> int:
         row = {"model": name + (f"-{kwargs['head']}" if kwargs else "")}
         for device in devices:
             row[device] = round(images_per_second(name, kwargs, args.size, args.batch_size, device,
-                                                  args.steps if device == "cpu" else 20), 1)
+                                                  args.steps if device == "cpu" else 20, not args.nchw), 1)
         results.append(row)
         print(f"{row['model']:<32}" + "".join(f"{row[d]:>14.1f}" for d in devices))
     print(json.dumps({"size": args.size, "batch_size": args.batch_size, "threads": torch.get_num_threads(),
+                      "memory_format": "nchw" if args.nchw else "channels_last",
                       "results": results}))
     return 0
 

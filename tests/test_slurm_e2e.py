@@ -9,7 +9,6 @@ the test fails with the daemon's own log, it never skips.
 
 from __future__ import annotations
 
-import glob
 import os
 import shutil
 import signal

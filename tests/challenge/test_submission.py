@@ -11,9 +11,8 @@ import pytest
 
 from facelm.data.annot import load_annot
 from facelm.errors import FacelmError
-from facelm.data.folder import list_images
 from facelm.challenge.score import score_solution
-from facelm.challenge.submission import solution_text, write_solution, write_zip
+from facelm.challenge.submission import write_solution, write_zip
 from facelm.challenge.submission_check import validate_solution
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from facelm.data import cache as cache_mod
 from facelm.data.annot import load_annot
-from facelm.data.cache import build_cache, cache_dir_name, cache_is_fresh, ensure_cache, open_cache
+from facelm.data.cache import ImageRows, build_cache, cache_dir_name, cache_is_fresh, ensure_cache, open_cache
 from facelm.errors import FacelmError
 from facelm.data.folder import imread_rgb
 from facelm.data.preprocess import preprocess_images
@@ -52,7 +52,7 @@ def test_cached_pixels_match_reference_formula(aflw_val, aflw_index, tmp_path):
     cache = open_cache(out)
     names = aflw_index.read_text().split()
     assert cache.names == names and cache.size == 96 and cache.source_size == 384
-    assert isinstance(cache.images, np.memmap) and cache.images.shape == (8, 96, 96, 3)
+    assert isinstance(cache.images, ImageRows) and cache.images.shape == (8, 96, 96, 3)
     for i, name in enumerate(names):
         ref = _reference_pixels(aflw_val / name, 96, 1.6)
         assert np.abs(cache.images[i].astype(int) - ref).max() <= 1, name
@@ -132,3 +132,23 @@ def test_cli_builds_then_reports_up_to_date(unlabelled, tmp_path):
     assert "up to date" in second.stdout
     bad = subprocess.run(cmd[:4] + [str(tmp_path / "missing"), str(out), "--size", "24"], capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "data folder not found" in bad.stderr
+
+
+def test_rows_are_read_without_a_map_and_match_numpy(tmp_path):
+    """ImageRows returns what np.load would for ints, slices and index arrays (runs of rows in one read),
+    survives pickling (a DataLoader worker reopens the file) and refuses a truncated file in one line."""
+    import pickle
+
+    images = np.random.default_rng(0).integers(0, 256, (9, 4, 4, 3), dtype=np.uint8)
+    np.save(tmp_path / "images.npy", images)
+    rows = ImageRows(tmp_path / "images.npy")
+    assert len(rows) == 9 and rows.shape == images.shape
+    np.testing.assert_array_equal(rows[3], images[3])
+    np.testing.assert_array_equal(rows[2:7], images[2:7])
+    picks = np.array([8, 1, 2, 3, 0, 5, 5])
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(rows))[picks], images[picks])
+    with pytest.raises(IndexError):
+        rows[[9]]
+    (tmp_path / "short.npy").write_bytes((tmp_path / "images.npy").read_bytes()[:-10])
+    with pytest.raises(FacelmError, match="truncated"):
+        ImageRows(tmp_path / "short.npy")[[8]]

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from facelm.data.annot import load_annot, save_annot
+from facelm.data.annot import load_annot
 from facelm.data.checks import PROBLEM_TEXT, check_folder
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import glob
 import json
 import os
-import pwd
 import shutil
 import socket
 import subprocess

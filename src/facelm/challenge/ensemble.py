@@ -16,7 +16,6 @@ saved ``val_pred.npy`` (same weights); horizontal-flip TTA (no extra size) is a 
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter, defaultdict
 from pathlib import Path
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
 
 from facelm.data.annot import load_annot
 from facelm.errors import FacelmError

@@ -21,14 +21,18 @@ from facelm.inference.loading import load_predictor
 from facelm.challenge.submission_check import SOLUTION_NAME, validate_solution
 
 
-def solution_text(names: list[str], points: np.ndarray) -> str:
-    return "".join(name + " " + " ".join(f"{v:.4f}" for v in row.reshape(-1)) + "\n" for name, row in zip(names, points))
+def solution_line(name: str, points: np.ndarray) -> str:
+    """One row: the image name and its 68 x/y pairs, single spaces, 4 decimals."""
+    return name + " " + " ".join(f"{v:.4f}" for v in points.reshape(-1)) + "\n"
 
 
 def write_solution(path: Path, names: list[str], points: np.ndarray) -> None:
-    """Write, validate in the temporary file, then rename: a bad file never replaces a good one."""
+    """Write row by row (no whole text in memory), validate the temporary file, then rename: a bad file
+    never replaces a good one."""
     with atomic_path(path) as tmp:
-        tmp.write_text(solution_text(names, points))
+        with open(tmp, "w", encoding="utf-8") as handle:
+            for name, row in zip(names, points):
+                handle.write(solution_line(name, row))
         validate_solution(tmp, names, shown_as=path)
 
 

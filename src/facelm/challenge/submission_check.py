@@ -8,10 +8,14 @@ problem is reported with its line.
 
 from __future__ import annotations
 
+import contextlib
 import io
+import math
 import os
+from array import array
 import zipfile
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -23,39 +27,45 @@ FIELDS = 1 + POINTS * 2
 SOLUTION_NAME = "solution.txt"
 
 
-def read_solution_text(path: str | os.PathLike, shown_as: str | os.PathLike | None = None) -> str:
-    """The text of a solution file; errors name ``shown_as`` (the final name of a temporary file) if given."""
+def solution_lines(path: str | os.PathLike, shown_as: str | os.PathLike | None = None) -> Iterator[str]:
+    """The lines of a solution file (or of the zip's only member), streamed; errors name ``shown_as`` (the final
+    name of a temporary file) if given."""
     path, where = Path(path), shown_as or path
     try:
-        if path.suffix.lower() == ".zip":
-            with zipfile.ZipFile(path) as archive:
+        with contextlib.ExitStack() as stack:
+            if path.suffix.lower() == ".zip":
+                archive = stack.enter_context(zipfile.ZipFile(path))
                 names = archive.namelist()
                 if names != [SOLUTION_NAME]:
                     raise FacelmError(f"zip must hold only {SOLUTION_NAME}, it holds {names}", where)
-                return archive.read(SOLUTION_NAME).decode("utf-8")
-        return path.read_text(encoding="utf-8")
+                raw = stack.enter_context(archive.open(SOLUTION_NAME))
+                handle = stack.enter_context(io.TextIOWrapper(raw, encoding="utf-8", newline=None))
+            else:
+                handle = stack.enter_context(open(path, encoding="utf-8"))
+            for line in handle:
+                yield line.rstrip("\n")
     except (OSError, zipfile.BadZipFile, UnicodeDecodeError) as err:
         raise FacelmError(f"cannot read solution ({type(err).__name__})", where) from None
 
 
 def parse_solution(path: str | os.PathLike, shown_as: str | os.PathLike | None = None) -> tuple[list[str], np.ndarray]:
-    """(names, (N, 68, 2)) of a solution file; a malformed row -> one-line error with its line number."""
-    text = read_solution_text(path, shown_as)
-    path = shown_as or path
-    names, rows = [], []
-    for number, line in enumerate(text.splitlines(), start=1):
+    """(names, (N, 68, 2)) of a solution file, read line by line into one flat buffer (8 bytes a number, no
+    per-row objects); a malformed row -> one-line error with its line number."""
+    where = shown_as or path
+    names, values = [], array("d")
+    for number, line in enumerate(solution_lines(path, shown_as), start=1):
         fields = line.split(" ")
         if len(fields) != FIELDS:
-            raise FacelmError(f"line {number}: {len(fields)} fields, expected {FIELDS} (name + 136 numbers, single spaces)", path)
+            raise FacelmError(f"line {number}: {len(fields)} fields, expected {FIELDS} (name + 136 numbers, single spaces)", where)
         try:
-            values = np.array([float(v) for v in fields[1:]], np.float64)
+            row = [float(v) for v in fields[1:]]
         except ValueError:
-            raise FacelmError(f"line {number}: a coordinate is not a number", path) from None
-        if not np.isfinite(values).all():
-            raise FacelmError(f"line {number}: a coordinate is NaN or infinite", path)
+            raise FacelmError(f"line {number}: a coordinate is not a number", where) from None
+        if not all(math.isfinite(v) for v in row):
+            raise FacelmError(f"line {number}: a coordinate is NaN or infinite", where)
         names.append(fields[0])
-        rows.append(values.reshape(POINTS, 2))
-    return names, (np.stack(rows) if rows else np.zeros((0, POINTS, 2)))
+        values.extend(row)
+    return names, np.frombuffer(values, np.float64).reshape(-1, POINTS, 2).copy()
 
 
 def validate_solution(path: str | os.PathLike, expected_names: list[str],

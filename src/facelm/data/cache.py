@@ -4,14 +4,18 @@ Decoding 384x384 JPEGs every epoch dominates a small model's training time on CP
 each folder is decoded once per (gamma, gamma mode, size): the gamma table is applied at
 full resolution, the image is resized to S x S with ``cv2.INTER_AREA`` (exactly
 :func:`facelm.data.preprocess.preprocess_uint8`) and stored in ``images.npy`` (N, S, S, 3)
-uint8, which training memory-maps. Landmarks are scaled into the S-px frame
+uint8, which training reads a batch of rows at a time (:class:`ImageRows`). Landmarks are scaled into the S-px frame
 (``x * S / source_size``) and stored in ``landmarks.npy`` (absent for unlabelled folders).
 ``meta.json`` records the names in order, the parameters and a hash of the inputs, which
 :func:`cache_is_fresh` compares to decide whether a rebuild is needed.
 
-The array is written chunk by chunk into a ``np.lib.format.open_memmap`` file, so a
-100,000-image folder never has to fit in memory, inside a temporary folder renamed into
-place at the end (:func:`facelm.atomic.atomic_dir`).
+The array is written as a stream (the ``.npy`` header, then chunk after chunk of rows) and read
+with positioned reads of just the rows asked for, never through a memory map: a mapped file's
+pages count in a process's resident memory, so a map of a 100,000-image cache (4.7 GB at 128 px)
+would grow a training process and each of its DataLoader workers towards the size of the whole
+cache; with reads, what a process holds stays the same for any N (the kernel's page cache still
+keeps the file's hot pages, outside every process). The folder is written inside a temporary
+folder renamed into place at the end (:func:`facelm.atomic.atomic_dir`).
 """
 
 from __future__ import annotations
@@ -124,8 +128,10 @@ def build_cache(
         workers = min(2, os.cpu_count() or 1)
     tasks = [(root, faces.names[i : i + CHUNK], float(gamma), gamma_mode, size) for i in range(0, len(faces), CHUNK)]
     source_shape: tuple[int, ...] | None = None
-    with atomic_dir(out_dir) as tmp:
-        images = np.lib.format.open_memmap(tmp / IMAGES_FILE, mode="w+", dtype=np.uint8, shape=(len(faces), size, size, 3))
+    with atomic_dir(out_dir) as tmp, open(tmp / IMAGES_FILE, "wb") as images:
+        header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)), "fortran_order": False,
+                  "shape": (len(faces), size, size, 3)}
+        np.lib.format.write_array_header_2_0(images, header)
         pool = multiprocessing.get_context("spawn").Pool(workers, initializer=_init_worker) if workers > 1 else None
         try:
             results = pool.imap(_decode_chunk, tasks) if pool else map(_decode_chunk, tasks)
@@ -141,15 +147,14 @@ def build_cache(
                         f"{source_shape[1]}x{source_shape[0]}; a cache needs one source size",
                         root / name,
                     )
-                images[start : start + len(chunk)] = chunk
+                images.write(np.ascontiguousarray(chunk, np.uint8).tobytes())
                 start += len(chunk)
                 bar.update(len(chunk))
             bar.close()
         finally:
             if pool:
                 pool.terminate()
-        images.flush()
-        del images
+        images.close()
         if source_shape[0] != source_shape[1]:
             raise FacelmError(f"images are {source_shape[1]}x{source_shape[0]}, not square crops", root)
         source_size = int(source_shape[0])
@@ -211,12 +216,73 @@ def ensure_cache(
     return out
 
 
+class ImageRows:
+    """Rows of a cache's ``images.npy`` by positioned reads (``os.preadv`` into the result), without a map.
+
+    Picklable (a DataLoader worker reopens the file on first use); ``rows[i]``, ``rows[a:b]`` and
+    ``rows[index_array]`` return fresh uint8 arrays, like the memory map they replace.
+    """
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        try:
+            with open(self.path, "rb") as handle:
+                major, _ = np.lib.format.read_magic(handle)
+                read_header = np.lib.format.read_array_header_1_0 if major == 1 else np.lib.format.read_array_header_2_0
+                shape, fortran, dtype = read_header(handle)
+                self.offset = handle.tell()
+        except (OSError, ValueError) as err:
+            raise FacelmError(f"cannot open cache images ({err})", self.path) from None
+        if len(shape) != 4 or fortran or dtype != np.uint8:
+            raise FacelmError(f"images have shape {shape} {dtype}, expected uint8 (N, S, S, 3)", self.path)
+        self.shape, self.dtype = tuple(shape), np.dtype(np.uint8)
+        self.row_bytes = int(np.prod(shape[1:]))
+        self._fd: int | None = None
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_fd": None}
+
+    def __del__(self) -> None:
+        if getattr(self, "_fd", None) is not None:
+            os.close(self._fd)
+
+    def __getitem__(self, key) -> np.ndarray:
+        if isinstance(key, slice):
+            rows = np.arange(len(self))[key]
+        else:
+            rows = np.asarray(key, dtype=np.int64)
+        out = np.empty((*rows.shape, *self.shape[1:]), np.uint8)
+        flat = rows.reshape(-1)
+        if flat.size and (flat.min() < 0 or flat.max() >= len(self)):
+            raise IndexError(f"row out of range for {len(self)} images")
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_RDONLY)
+        views = out.reshape(len(flat), self.row_bytes)
+        start = 0
+        while start < len(flat):  # one read per run of consecutive rows
+            end = start + 1
+            while end < len(flat) and flat[end] == flat[end - 1] + 1:
+                end += 1
+            buffer = memoryview(views[start:end]).cast("B")
+            position, done = self.offset + int(flat[start]) * self.row_bytes, 0
+            while done < len(buffer):
+                got = os.preadv(self._fd, [buffer[done:]], position + done)
+                if got <= 0:
+                    raise FacelmError("cache images end early (truncated file)", self.path)
+                done += got
+            start = end
+        return out
+
+
 @dataclass
 class Cache:
-    """An opened cache: memory-mapped images and (when labelled) landmarks in the S-px frame."""
+    """An opened cache: its image rows (read on demand) and (when labelled) landmarks in the S-px frame."""
 
     path: Path
-    images: np.ndarray  # uint8 (N, S, S, 3) memmap
+    images: ImageRows  # uint8 (N, S, S, 3), read by rows
     landmarks: np.ndarray | None  # float32 (N, 68, 2), S-px frame
     names: list[str]
     meta: dict[str, Any]
@@ -234,7 +300,7 @@ class Cache:
 
 
 def open_cache(path: str | os.PathLike) -> Cache:
-    """Open a cache folder written by :func:`build_cache` (images memory-mapped, read-only)."""
+    """Open a cache folder written by :func:`build_cache` (images read by rows on demand)."""
     path = Path(path)
     meta_path = path / META_FILE
     if not meta_path.is_file():
@@ -245,13 +311,13 @@ def open_cache(path: str | os.PathLike) -> Cache:
         raise FacelmError(f"corrupt cache metadata ({err})", meta_path) from None
     if not isinstance(meta, dict) or meta.get("format") != CACHE_FORMAT:
         raise FacelmError(f"not a {CACHE_FORMAT} cache", meta_path)
-    try:
-        images = np.load(path / IMAGES_FILE, mmap_mode="r")
-    except (OSError, ValueError) as err:
-        raise FacelmError(f"cannot open cache images ({err})", path / IMAGES_FILE) from None
+    images = ImageRows(path / IMAGES_FILE)
     names, size = meta["names"], int(meta["size"])
-    if images.shape != (len(names), size, size, 3) or images.dtype != np.uint8:
+    if images.shape != (len(names), size, size, 3):
         raise FacelmError(f"images have shape {images.shape}, meta.json says {len(names)}x{size}x{size}x3", path / IMAGES_FILE)
+    expected = images.offset + len(names) * images.row_bytes
+    if (path / IMAGES_FILE).stat().st_size < expected:
+        raise FacelmError("cache images are truncated; rebuild the cache", path / IMAGES_FILE)
     landmarks = None
     if (path / LANDMARKS_FILE).is_file():
         landmarks = np.load(path / LANDMARKS_FILE)

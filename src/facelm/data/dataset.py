@@ -21,7 +21,7 @@ import torch
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler, Subset
 
 from facelm.data.augment import build_augment
-from facelm.data.cache import IMAGES_FILE, open_cache
+from facelm.data.cache import open_cache
 from facelm.errors import FacelmError
 from facelm.data.folder import imread_rgb, open_folder
 from facelm.data.preprocess import preprocess_uint8
@@ -61,7 +61,10 @@ class _FaceItems(Dataset):
 
 
 class LandmarkDataset(_FaceItems):
-    """Samples of one cache folder (memory-mapped; each worker opens its own map on first use)."""
+    """Samples of one cache folder (its rows read on demand; each worker opens the file on first use).
+
+    Only this dataset's rows' landmarks are kept (``rows`` x 68 x 2 float32), so the copies the
+    trainer makes of a set (repeats, pose balance) and the DataLoader workers hold no more."""
 
     def __init__(
         self,
@@ -83,8 +86,8 @@ class LandmarkDataset(_FaceItems):
         if rows.size and (rows.min() < 0 or rows.max() >= n):
             raise FacelmError(f"indices out of range for a cache of {n} images", self.cache_dir)
         self.rows = rows
-        self._landmarks_px = cache.landmarks  # small: (N, 68, 2) float32, kept in memory
-        self._images: np.ndarray | None = None  # opened lazily, per process
+        self._landmarks_px = None if cache.landmarks is None else cache.landmarks[rows]  # this dataset's rows, in order
+        self._images = cache.images  # ImageRows: reads rows on demand, reopened by each worker
         self.extra = {k: torch.tensor(float(v)) for k, v in (extra or {}).items()}
 
     @property
@@ -93,33 +96,23 @@ class LandmarkDataset(_FaceItems):
 
     def landmarks_norm(self) -> np.ndarray | None:
         """Normalised landmarks (n, 68, 2) of this dataset's rows (e.g. for ``fit_priors``), or None."""
-        return None if self._landmarks_px is None else self._landmarks_px[self.rows] / self.size
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        state["_images"] = None  # never pickle the map (spawned workers reopen it)
-        return state
+        return None if self._landmarks_px is None else self._landmarks_px / self.size
 
     def __len__(self) -> int:
         return len(self.rows)
 
-    def _map(self) -> np.ndarray:
-        if self._images is None:
-            self._images = np.load(self.cache_dir / IMAGES_FILE, mmap_mode="r")
-        return self._images
-
     def take(self, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
-        """Raw samples at ``positions`` (into this dataset's rows), un-augmented, in one read:
-        (uint8 (k,S,S,3) images, float32 (k,68,2) pixel landmarks or None, cache rows)."""
-        rows = self.rows[np.asarray(positions, dtype=np.int64)]
-        landmarks = None if self._landmarks_px is None else self._landmarks_px[rows]
-        return self._map()[rows], landmarks, rows
+        """Raw samples at ``positions`` (into this dataset's rows), un-augmented, in one read per run of
+        consecutive rows: (uint8 (k,S,S,3) images, float32 (k,68,2) pixel landmarks or None, cache rows)."""
+        positions = np.asarray(positions, dtype=np.int64)
+        rows = self.rows[positions]
+        landmarks = None if self._landmarks_px is None else self._landmarks_px[positions]
+        return self._images[rows], landmarks, rows
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        self._map()
         row = int(self.rows[i])
-        landmarks = None if self._landmarks_px is None else self._landmarks_px[row]
-        return self._item(np.array(self._images[row]), landmarks, row) | self.extra
+        landmarks = None if self._landmarks_px is None else self._landmarks_px[i]
+        return self._item(self._images[row], landmarks, row) | self.extra
 
 
 class FolderDataset(_FaceItems):

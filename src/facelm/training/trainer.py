@@ -315,7 +315,9 @@ def train_model(config: Config, model_entry: ModelSpec, fold: int | None, out_di
             if on_device is not None:
                 draws = torch.Generator().manual_seed(derive_seed(seed, epoch, step))
                 batch["image"], batch["landmarks"] = on_device(batch["image"], batch["landmarks"], draws, rank, world)
-            batch["image"] = batch["image"].float()  # uint8 from the OpenCV executor
+            # float (uint8 from the batch paths) and channels-last: the batch paths' own layout, and on a CPU
+            # oneDNN's convolutions train mobilenetv3_small_100 at 128 px about 1.5x faster than in NCHW
+            batch["image"] = batch["image"].float().contiguous(memory_format=torch.channels_last)
             clock.lap("to device + batch augment")
             with torch.autocast(device.type, enabled=use_amp):
                 out = net(batch["image"])
