@@ -1,15 +1,16 @@
 """Where `facelm train` time goes, against the pure compute of benchmarks/train_speed.py.
 
     .venv/bin/python benchmarks/train_overhead.py [--data ../shared/data/300w_train] [--val ../shared/data/aflw_val]
-        [--model mobilenetv3_small_100 --head heatmap] [--size 128] [--batch-size 64] [--epochs 3] [--threads 1]
+        [--model mobilenetv3_small_100 --head heatmap] [--size 128] [--batch-size 64] [--epochs 10] [--threads 1]
 
 Pure compute: forward + loss + backward + AdamW step on one synthetic batch, repeated
 (``train_speed.images_per_second``), same model, size, batch and torch threads. Then ``facelm
 train`` runs (a fresh process each, so imports and worker start-up count) in variants:
-``default`` (validation every epoch, albumentations in the DataLoader workers), ``val_every``
-(validation after the last epoch only) and ``batch`` (``augment.backend: batch``, plus
-``val_every``). For each: wall time, images/s over the whole process (training images / wall),
-the share of the pure rate, and the trainer's own time per phase (metrics.json ``phase_seconds``).
+``default`` (validation every epoch, ``augment.backend: batch``: OpenCV in the DataLoader workers
+on a CPU), ``val_every`` (validation after the last epoch only) and ``albumentations``
+(``augment.backend: albumentations``, validation every epoch). For each: wall time, images/s over
+the whole process (training images / wall), the share of the pure rate, and the trainer's own
+time per phase (metrics.json ``phase_seconds``).
 Ends with one JSON line.
 """
 
@@ -43,7 +44,7 @@ def main() -> int:
     parser.add_argument("--head", default="heatmap")
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--steps", type=int, default=10, help="timed steps of the pure-compute loop")
@@ -55,7 +56,7 @@ def main() -> int:
     n_train = len(open_folder(args.data))
     images = (n_train // args.batch_size) * args.batch_size * args.epochs  # drop_last
     variants = {"default": [], "val_every": [f"train.val_every={args.epochs}"],
-                "batch": [f"train.val_every={args.epochs}", "augment.backend=batch"]}
+                "albumentations": ["augment.backend=albumentations"]}
     env = {**os.environ, "PYTHONPATH": str(REPO / "src") + os.pathsep + os.environ.get("PYTHONPATH", "")}
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -152,3 +152,23 @@ def test_rows_are_read_without_a_map_and_match_numpy(tmp_path):
     (tmp_path / "short.npy").write_bytes((tmp_path / "images.npy").read_bytes()[:-10])
     with pytest.raises(FacelmError, match="truncated"):
         ImageRows(tmp_path / "short.npy")[[8]]
+
+
+def test_freshness_check_reuses_the_names_while_the_labels_are_unchanged(tmp_path, make_labelled_folder, monkeypatch):
+    """A fresh cache is recognised without unpickling annot.pkl (8+ KB a face); a new annot.pkl is noticed."""
+    import facelm.data.cache as cache_module
+    from facelm.data.annot import load_annot, save_annot
+
+    folder = tmp_path / "faces"
+    make_labelled_folder(folder, 5)
+    out = build_cache(folder, tmp_path / "c", 1.0, "fixed", 16, workers=0, progress=False)
+    names, points = load_annot(folder / "annot.pkl")
+
+    def no_unpickling(*_):
+        raise AssertionError("annot.pkl was unpickled")
+
+    monkeypatch.setattr(cache_module, "open_folder", no_unpickling)
+    assert cache_is_fresh(folder, out, 1.0, "fixed", 16)
+    monkeypatch.undo()
+    save_annot(folder / "annot.pkl", names, points + 1)
+    assert not cache_is_fresh(folder, out, 1.0, "fixed", 16)

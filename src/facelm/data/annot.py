@@ -3,6 +3,13 @@
 ``annot.pkl`` is untrusted input: it is read with a restricted unpickler that can only
 build plain containers, numbers, strings and numpy arrays. A pickle that names any
 other global (``os.system``, ``builtins.eval``...) is refused before anything runs.
+
+Memory: the challenge's format holds each face's points as 68 Python lists of two floats, about
+8 KB per face once unpickled. Writing streams the pickle face by face (no such lists for the whole
+set exist at once); reading unpickles from the file (not from a copy of its bytes) and
+:func:`load_annot` turns the entries into one float32 array (544 bytes a face), freeing each
+face's lists as it goes. The unpickled lists themselves are the one part of a 100,000-face run
+that grows with N; the images never are.
 """
 
 from __future__ import annotations
@@ -42,6 +49,14 @@ def restricted_loads(data: bytes) -> Any:
     return _RestrictedUnpickler(io.BytesIO(data)).load()
 
 
+def _restricted_load_file(path: Path) -> Any:
+    with open(path, "rb") as handle:
+        if not handle.read(1):
+            raise FacelmError("annotation file is empty", path)
+        handle.seek(0)
+        return _RestrictedUnpickler(handle).load()
+
+
 def load_annot_raw(path: str | os.PathLike) -> tuple[list[str], list[Any]]:
     """Load ``(names, landmarks)`` checking only the outer structure.
 
@@ -50,15 +65,15 @@ def load_annot_raw(path: str | os.PathLike) -> tuple[list[str], list[Any]]:
     """
     path = Path(path)
     try:
-        data = path.read_bytes()
+        obj = _restricted_load_file(path)
     except FileNotFoundError:
         raise FacelmError("annotation file not found", path) from None
+    except IsADirectoryError:
+        raise FacelmError("cannot read annotation file (Is a directory)", path) from None
+    except FacelmError:
+        raise
     except OSError as err:
         raise FacelmError(f"cannot read annotation file ({err.strerror})", path) from None
-    if not data:
-        raise FacelmError("annotation file is empty", path)
-    try:
-        obj = restricted_loads(data)
     except pickle.UnpicklingError as err:
         raise FacelmError(f"not a safe annotation pickle: {err}", path) from None
     except Exception as err:  # truncated / corrupt pickles raise many kinds
@@ -91,25 +106,44 @@ def as_landmark_array(entry: Any) -> np.ndarray | None:
 def load_annot(path: str | os.PathLike) -> tuple[list[str], np.ndarray]:
     """Load and validate ``annot.pkl``: names and a float32 (N, 68, 2) array of finite points."""
     names, entries = load_annot_raw(path)
-    arrays = []
-    for name, entry in zip(names, entries):
-        arr = as_landmark_array(entry)
+    stacked = np.empty((len(names), POINTS, 2), np.float32)
+    for i, name in enumerate(names):
+        arr = as_landmark_array(entries[i])
         if arr is None:
             raise FacelmError(f"landmarks of {name!r} are not {POINTS} (x, y) pairs", path)
         if not np.isfinite(arr).all():
             raise FacelmError(f"landmarks of {name!r} contain non-finite values", path)
-        arrays.append(arr)
+        stacked[i] = arr
+        entries[i] = None  # frees this face's lists now, not after the whole set
     if len(set(names)) != len(names):
         raise FacelmError("duplicate image names", path)
-    stacked = np.stack(arrays) if arrays else np.zeros((0, POINTS, 2), np.float32)
     return names, stacked
 
 
+def _pickled(obj: Any) -> bytes:
+    """The opcodes of ``obj`` alone (protocol 2, no memo, no PROTO/STOP), to splice into a larger pickle."""
+    buffer = io.BytesIO()
+    pickler = pickle.Pickler(buffer, protocol=2)
+    pickler.fast = True  # no memo: pieces pickled apart can be concatenated
+    pickler.dump(obj)
+    return buffer.getvalue()[2:-1]
+
+
+#: Faces per APPENDS, as the C pickler batches list items.
+_BATCH = 1000
+
+
 def save_annot(path: str | os.PathLike, names: list[str], landmarks: np.ndarray) -> None:
-    """Write ``annot.pkl`` in the challenge format (plain lists of float pairs), atomically."""
+    """Write ``annot.pkl`` in the challenge format, ``(names, [68 [x, y] lists per face])`` with plain floats,
+    atomically, streaming the landmark list face by face (the same object as ``pickle.dump`` of it)."""
     landmarks = np.asarray(landmarks, dtype=np.float32)
     if landmarks.shape != (len(names), POINTS, 2):
         raise FacelmError(f"cannot save landmarks of shape {landmarks.shape} for {len(names)} names", path)
-    payload = (list(names), [[[float(x), float(y)] for x, y in pts] for pts in landmarks])
     with atomic_open(path, "wb") as handle:
-        pickle.dump(payload, handle, protocol=4)
+        handle.write(pickle.PROTO + b"\x02" + _pickled(list(names)) + pickle.EMPTY_LIST)
+        for start in range(0, len(landmarks), _BATCH):
+            handle.write(pickle.MARK)
+            for face in landmarks[start : start + _BATCH]:
+                handle.write(_pickled(face.astype(np.float64).tolist()))
+            handle.write(pickle.APPENDS)
+        handle.write(pickle.TUPLE2 + pickle.STOP)

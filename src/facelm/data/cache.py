@@ -61,27 +61,47 @@ def _check_params(gamma: float, gamma_mode: str, size: int) -> None:
         raise FacelmError(f"size must be positive, got {size}")
 
 
+def labels_hash(folder: str | os.PathLike, index: str | os.PathLike | None = None) -> str:
+    """SHA-256 of what decides a folder's names and labels: its annot.pkl and the index (read in blocks)."""
+    digest = hashlib.sha256()
+    for path in (Path(folder) / ANNOT_NAME, Path(index) if index is not None else None):
+        if path is None or not path.exists():
+            digest.update(b"-none-")
+            continue
+        try:
+            with open(path, "rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+        except OSError as err:
+            raise FacelmError(f"cannot read {path.name} ({err.strerror})", path) from None
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
 def input_hash(
     folder: str | os.PathLike,
     gamma: float,
     gamma_mode: str,
     size: int,
     index: str | os.PathLike | None = None,
+    names: list[str] | None = None,
 ) -> str:
-    """SHA-256 over what a cache is made of: names, image sizes + mtimes, annot.pkl, index, params."""
+    """SHA-256 over what a cache is made of: names, image sizes + mtimes, annot.pkl, index, params.
+
+    ``names``: the folder's (index-filtered) names when already known (a fresh cache's meta.json, when
+    :func:`labels_hash` shows annot.pkl and the index unchanged), which spares unpickling annot.pkl."""
     root = Path(folder)
-    faces = open_folder(root, index)
+    if names is None:
+        names = open_folder(root, index).names
     digest = hashlib.sha256()
     digest.update(json.dumps([CACHE_FORMAT, float(gamma), gamma_mode, int(size)]).encode())
-    for name in faces.names:
+    for name in names:
         try:
             st = os.stat(root / name)
         except OSError as err:
             raise FacelmError(f"cannot read image ({err.strerror})", root / name) from None
         digest.update(f"{name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    annot = root / ANNOT_NAME
-    digest.update(annot.read_bytes() if annot.exists() else b"-no-annot-")
-    digest.update(Path(index).read_bytes() if index is not None else b"-no-index-")
+    digest.update(labels_hash(root, index).encode())
     return digest.hexdigest()
 
 
@@ -171,6 +191,7 @@ def build_cache(
             "count": len(faces),
             "labelled": faces.landmarks is not None,
             "input_hash": digest,
+            "labels_hash": labels_hash(root, index) if faces.landmarks is not None else None,
             "names": faces.names,
         }
         write_json(tmp / META_FILE, meta)
@@ -196,7 +217,11 @@ def cache_is_fresh(
         meta = json.loads(meta_path.read_text())
     except (OSError, ValueError):
         return False
-    return isinstance(meta, dict) and meta.get("input_hash") == input_hash(folder, gamma, gamma_mode, size, index)
+    if not isinstance(meta, dict):
+        return False
+    known = meta.get("labels_hash")
+    names = meta.get("names") if known and known == labels_hash(folder, index) else None
+    return meta.get("input_hash") == input_hash(folder, gamma, gamma_mode, size, index, names)
 
 
 def ensure_cache(

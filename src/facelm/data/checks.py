@@ -77,6 +77,10 @@ def check_image(path: Path, size: int) -> str | None:
     return None
 
 
+#: Images in flight at once in check-data's reader threads.
+CHECK_CHUNK = 512
+
+
 def check_folder(folder: str | os.PathLike, size: int = 384, workers: int = 4) -> dict:
     """Check every image and label of ``folder``; returns the report (see module doc)."""
     folder = Path(folder)
@@ -84,9 +88,13 @@ def check_folder(folder: str | os.PathLike, size: int = 384, workers: int = 4) -
     if not files:
         raise FacelmError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in the folder", folder)
     problems: dict[str, list[str]] = {kind: [] for kind in PROBLEM_TEXT}
-    with ThreadPoolExecutor(max(1, workers)) as pool:
-        kinds = list(tqdm(pool.map(lambda name: check_image(folder / name, size), files), total=len(files),
-                          desc=f"check {folder.name}", unit="img", disable=None, leave=False))
+    kinds: list[str | None] = []
+    with ThreadPoolExecutor(max(1, workers)) as pool, tqdm(total=len(files), desc=f"check {folder.name}", unit="img",
+                                                           disable=None, leave=False) as bar:
+        for start in range(0, len(files), CHECK_CHUNK):  # bounded: Executor.map would queue every image at once
+            chunk = files[start : start + CHECK_CHUNK]
+            kinds.extend(pool.map(lambda name: check_image(folder / name, size), chunk))
+            bar.update(len(chunk))
     for name, kind in zip(files, kinds):
         if kind:
             problems[kind].append(name)

@@ -132,19 +132,21 @@ def prepare_folder(raw_dir: str | os.PathLike, out_dir: str | os.PathLike, worke
         raise FacelmError(f"size and limit must be positive, got size {size}, limit {limit}")
     pairs = find_pairs(raw_dir)[:limit]
     workers = workers or min(4, os.cpu_count() or 1)
-    names, landmarks = [], []
+    names = []
+    landmarks = np.empty((len(pairs), 68, 2), np.float32)  # 544 bytes a face; the images are never held
     with atomic_dir(out_dir) as tmp:
-        tasks = [(image, points, tmp / name, size) for image, points, name in pairs]
+        tasks = ((image, points, tmp / name, size) for image, points, name in pairs)  # fed to the pool lazily
         pool = multiprocessing.get_context("spawn").Pool(workers, _init_worker) if workers > 1 else None
         try:
             results = pool.imap(convert_one, tasks, chunksize=16) if pool else map(convert_one, tasks)
-            for name, points in tqdm(results, total=len(tasks), desc=f"prepare {raw_dir.name}", unit="img", disable=None):
+            for i, (name, points) in enumerate(tqdm(results, total=len(pairs), desc=f"prepare {raw_dir.name}",
+                                                    unit="img", disable=None)):
                 names.append(name)
-                landmarks.append(points)
+                landmarks[i] = points
         finally:
             if pool:
                 pool.terminate()
-        save_annot(tmp / "annot.pkl", names, np.stack(landmarks))
+        save_annot(tmp / "annot.pkl", names, landmarks)
     return len(names)
 
 
