@@ -41,7 +41,7 @@ from facelm.config import augment_settings
 from facelm.data.augment import build_augment
 from facelm.data.batch_augment import build_batch_augment
 from facelm.data.batch_draws import BatchAugmentBase
-from facelm.data.batch_loader import CacheBatches, make_batch_loader
+from facelm.data.batch_loader import BatchKeys, CacheBatches, make_batch_loader
 from facelm.data.cache import build_cache
 from facelm.data.dataset import (FolderDataset, LandmarkDataset, derive_seed, make_loader, set_loader_epoch,
                                  worker_init)
@@ -68,20 +68,6 @@ class FolderBatches(Dataset):
         points = torch.stack([item["landmarks"] for item in items])
         images, points = self.augment(images, points, torch.Generator().manual_seed(derive_seed(0, epoch, b)))
         return {"image": images, "landmarks": points}
-
-
-class _Keys(torch.utils.data.Sampler):
-    def __init__(self, n: int):
-        self.n, self.epoch = n, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __iter__(self):
-        return iter(range(self.epoch * self.n, (self.epoch + 1) * self.n))
-
-    def __len__(self) -> int:
-        return self.n
 
 
 def samples_per_second(loader, epochs: int, to_float: bool = False) -> float:
@@ -162,7 +148,7 @@ def main() -> int:
         folder_batches = FolderBatches(args.folder, size, bs, opencv)
         paths = {
             "jpeg": lambda: make_loader(FolderDataset(args.folder, size, augment=settings), bs, True, workers, drop_last=True),
-            "jpeg_batch": lambda: DataLoader(folder_batches, batch_size=None, sampler=_Keys(len(folder_batches)),
+            "jpeg_batch": lambda: DataLoader(folder_batches, batch_size=None, sampler=BatchKeys(len(folder_batches)),
                                              num_workers=workers, persistent_workers=True, multiprocessing_context="spawn",
                                              worker_init_fn=worker_init),
             "cache_albumentations": lambda: make_loader(LandmarkDataset(cache, augment=settings), bs, True, workers,

@@ -44,11 +44,6 @@ class _RestrictedUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"refused to load global {module}.{name}")
 
 
-def restricted_loads(data: bytes) -> Any:
-    """Unpickle ``data`` allowing only plain containers, numbers, strings and numpy arrays."""
-    return _RestrictedUnpickler(io.BytesIO(data)).load()
-
-
 def _restricted_load_file(path: Path) -> Any:
     with open(path, "rb") as handle:
         if not handle.read(1):

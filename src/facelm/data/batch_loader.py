@@ -93,7 +93,7 @@ class CacheBatches:
             yield self.gather(self.positions(order, b))
 
 
-class _BatchKeys(Sampler[int]):
+class BatchKeys(Sampler[int]):
     """Keys ``epoch * n_batches + b`` of one epoch's batches (the epoch travels to the workers in them)."""
 
     def __init__(self, n_batches: int):
@@ -141,7 +141,7 @@ def make_batch_loader(batches: CacheBatches, augment: BatchAugmentBase | None, w
     """Whole (augmented) batches made by ``workers`` persistent spawned processes, one thread each (the
     CPU-only form of ``augment.backend: batch``, with the OpenCV executor); :func:`set_loader_epoch`
     selects the epoch."""
-    return DataLoader(AugmentedBatches(batches, augment, seed), batch_size=None, sampler=_BatchKeys(len(batches)),
+    return DataLoader(AugmentedBatches(batches, augment, seed), batch_size=None, sampler=BatchKeys(len(batches)),
                       num_workers=workers, persistent_workers=workers > 0,
                       multiprocessing_context="spawn" if workers > 0 else None,
                       worker_init_fn=worker_init if workers > 0 else None)

@@ -11,7 +11,7 @@ worker to the trainer):
 
 * geometry: ``cv2.warpAffine``, or ``cv2.warpPerspective`` for a perspective draw (bilinear, black border), with the drawn homography moved
   from grid coordinates ``g = 2 (x + 0.5) / S - 1`` (OpenCV puts pixel centres on integers) to
-  pixels; the points go through :meth:`BatchAugmentBase.move_points`, the same matrix;
+  pixels (:func:`grid_to_pixels`); the points go through :meth:`BatchAugmentBase.move_points`, the same matrix;
 * colour: ``cv2.transform`` with the drawn 3x3 map and the offset from the image's mean grey;
 * box blur: ``cv2.blur`` (reflected border, like the torch path);
 * JPEG artefacts: a real ``cv2.imencode`` / ``cv2.imdecode`` round trip at the drawn quality;
@@ -30,11 +30,11 @@ import torch
 from facelm.data.batch_draws import GRAY, BatchAugmentBase, Draws
 
 
-def pixel_homography(forward_g: np.ndarray, size: int) -> np.ndarray:
-    """A homography between grid coordinates (``g`` in [-1, 1] over the crop's outer edges) as one
-    between OpenCV pixel coordinates (pixel ``i``'s centre at ``i``)."""
+def grid_to_pixels(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(T, T^-1)``: ``T`` maps OpenCV pixel coordinates (pixel ``i``'s centre at ``i``) to grid coordinates
+    (``g`` in [-1, 1] over the crop's outer edges); a grid homography ``H`` is ``T^-1 H T`` in pixels."""
     to_g = np.array([[2 / size, 0, 1 / size - 1], [0, 2 / size, 1 / size - 1], [0, 0, 1]])
-    return np.linalg.inv(to_g) @ forward_g @ to_g
+    return to_g, np.linalg.inv(to_g)
 
 
 class OpenCVBatchAugment(BatchAugmentBase):
@@ -52,10 +52,11 @@ class OpenCVBatchAugment(BatchAugmentBase):
         colour_on, blur, jpeg = draws.colour_on.numpy(), draws.blur.numpy(), draws.jpeg.numpy()
         occluder = draws.occluder.numpy()
         gray = np.array(GRAY)
+        to_g, from_g = grid_to_pixels(s)
         for i in range(len(pixels)):
             image = pixels[i]
             if moved[i]:
-                matrix = pixel_homography(forward[i], s)
+                matrix = from_g @ forward[i] @ to_g
                 if np.abs(matrix[2, :2]).max() < 1e-7:  # no perspective draw (float32 round-off only): affine is cheaper
                     image = cv2.warpAffine(image, matrix[:2] / matrix[2, 2], (s, s), flags=cv2.INTER_LINEAR,
                                            borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
