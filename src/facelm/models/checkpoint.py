@@ -42,9 +42,14 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
 
 
 def load_model(path: str | os.PathLike) -> tuple[torch.nn.Module, dict]:
-    """Rebuild the model by name, load its weights, return ``(model in eval mode, meta)``."""
-    from facelm.models import create_model
+    """Rebuild the model by name, load its weights, return ``(model in eval mode, meta)``.
 
+    A teacher spec (``3ddfa_v2:PATH``, :mod:`facelm.models.teachers`) loads that outside model."""
+    from facelm.models import create_model
+    from facelm.models.teachers import is_teacher_spec, load_teacher
+
+    if is_teacher_spec(str(path)):
+        return load_teacher(str(path))
     data = read_checkpoint(path)
     model = create_model(data["spec"]["name"], **data["spec"]["kwargs"])
     try:
