@@ -27,6 +27,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "folds": ("facelm.data.folds", "write the seeded K-fold split of the training sets"),
     "train": ("facelm.training.trainer", "train one model (optionally one fold)"),
     "evaluate": ("facelm.challenge.evaluate", "score a model on a labelled folder (NME, FR, AUC, CED)"),
+    "relabel": ("facelm.training.relabel", "label a folder with a teacher's points (all, jaw only, or a blend)"),
+    "synthesize-poses": ("facelm.training.pose_synthesis", "render turned views of labelled faces from a 3D face fit"),
     "distill": ("facelm.training.distill", "train one student under a teacher (model or ensemble) and the labels"),
     "tune": ("facelm.training.tune", "run Optuna trials on a shared SQLite study"),
     "ensemble": ("facelm.challenge.ensemble", "pick a size-budgeted ensemble from out-of-fold predictions"),
