@@ -31,6 +31,17 @@ from facelm.errors import FacelmError
 SCHEMA_PATH = Path(__file__).with_name("schemas") / "config.schema.yaml"
 
 
+#: outside teacher kinds (their loaders: facelm.models.teachers); here so that the DAG and the
+#: config checks recognise a teacher spec without importing torch
+TEACHER_KINDS = ("3ddfa_v2",)
+
+
+def is_teacher_spec(text: str) -> bool:
+    """Is ``text`` an outside teacher spec ``KIND:PATH[,option=value...]``?"""
+    kind, sep, _ = str(text).partition(":")
+    return bool(sep) and kind in TEACHER_KINDS
+
+
 @lru_cache(maxsize=1)
 def schema() -> dict:
     return yaml.safe_load(SCHEMA_PATH.read_text())
@@ -68,11 +79,30 @@ def validate_config(config: dict, source: str | os.PathLike = "config") -> dict:
     if errors:
         raise FacelmError(f"invalid config: {_error_line(errors[0])}", source)
     config = _fill_defaults(config, root, root)
-    for key in ("train_set_options", "prepare"):
+    made_by = {}
+    for key in ("train_set_options", "prepare", "relabel", "pose_synthesis"):
         stray = sorted(set(config[key]) - set(config["train_sets"]))
         if stray:
             raise FacelmError(f"invalid config: {key} names {stray[0]!r}, which is not in train_sets", source)
+        if key != "train_set_options":
+            for entry in config[key]:
+                if entry in made_by:
+                    raise FacelmError(f"invalid config: {entry!r} is made by both {made_by[entry]} and {key}", source)
+                made_by[entry] = key
+    if config["challenge"]:
+        _check_challenge_compliant(config, source)
     return config
+
+
+def _check_challenge_compliant(config: dict, source: str | os.PathLike) -> None:
+    """``challenge: true``: the synthetic training set alone, no outside teacher or labels."""
+    outside = [entry for entry in config["train_sets"] if entry != config["splits"]["train"]]
+    if outside:
+        raise FacelmError(f"invalid config: challenge: true allows only the training set {config['splits']['train']!r}, "
+                          f"not {outside[0]!r} in train_sets", source)
+    teacher = config["distill"]["teacher"]
+    if config["distill"]["enabled"] and (teacher == "teacher" or is_teacher_spec(teacher)):
+        raise FacelmError(f"invalid config: challenge: true refuses the outside teacher {teacher!r}", source)
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -269,6 +299,19 @@ class Ensemble(_Section):
 
 
 @dataclass(frozen=True)
+class Teacher(_Section):
+    kind: str
+    path: str
+    passes: int
+    pixel_centres: bool
+
+    @property
+    def spec(self) -> str:
+        """The teacher spec string :func:`facelm.models.teachers.load_teacher` reads."""
+        return f"{self.kind}:{self.path},passes={self.passes},pixel_centres={int(self.pixel_centres)}"
+
+
+@dataclass(frozen=True)
 class Distill(_Section):
     enabled: bool
     teacher: str
@@ -305,6 +348,10 @@ class Config(_Section):
     train_sets: tuple[str, ...]
     train_set_options: FrozenDict
     prepare: FrozenDict
+    challenge: bool
+    teacher: Teacher
+    relabel: FrozenDict
+    pose_synthesis: FrozenDict
     results_dir: str
     submissions_dir: str
     run_name: str

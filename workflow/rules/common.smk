@@ -7,7 +7,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from facelm import layout
-from facelm.config import SCHEMA_PATH, parse_config, validate_config
+from facelm.config import SCHEMA_PATH, is_teacher_spec, parse_config, validate_config
 from facelm.errors import FacelmError
 
 try:
@@ -73,7 +73,10 @@ REPORT = RESULTS / "report.md"
 # Distillation: the teacher (distill.teacher, or an ensemble of the run's fold models) and the
 # student's run folder; in challenge mode (ensemble.single_model) the student is the submission.
 DISTILL = CFG.distill.enabled
-TEACHER = Path(CFG.distill.teacher) if CFG.distill.teacher else layout.teacher_spec(CFG)
+# An outside teacher (a spec KIND:PATH, or `teacher` for the config's teacher section) is no file of the DAG.
+_TEACHER_NAMED = CFG.teacher.spec if CFG.distill.teacher == "teacher" else CFG.distill.teacher
+OUTSIDE_TEACHER = is_teacher_spec(_TEACHER_NAMED)
+TEACHER = _TEACHER_NAMED if OUTSIDE_TEACHER else Path(_TEACHER_NAMED) if _TEACHER_NAMED else layout.teacher_spec(CFG)
 STUDENT_DIR = layout.distill_dir(CFG)
 SUBMIT_STUDENT = DISTILL and CFG.ensemble.single_model
 

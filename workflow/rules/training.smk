@@ -89,7 +89,7 @@ RUN_DIRS = [layout.run_dir(CFG, mid, fold) for mid in MODEL_IDS for fold in FOLD
 rule distill:
     """One student within budget_mb learns from the teacher's flip-TTA labels of every augmented image and the ground truth."""
     input:
-        teacher=TEACHER,
+        teacher=[] if OUTSIDE_TEACHER else [TEACHER],
         caches=caches_for([*TRAIN_KEYS, SPLIT_KEYS["val"]], model_sizes(CFG.distill.student)),
     output:
         model=STUDENT_DIR / "model.pt",
@@ -101,6 +101,7 @@ rule distill:
         augment=config["augment"],
         preprocess=config["preprocess"],
         out=STUDENT_DIR,
+        teacher=TEACHER,
     threads: COMPUTE.threads
     resources:
         **TRAINING,
@@ -109,4 +110,4 @@ rule distill:
     conda:
         "../../envs/facelm.yaml"
     shell:
-        "{FACELM} distill --config {CONFIG_FILE} --teacher {input.teacher} --out {params.out} --threads {threads} 2> {log}"
+        "{FACELM} distill --config {CONFIG_FILE} --teacher '{params.teacher}' --out {params.out} --threads {threads} 2> {log}"

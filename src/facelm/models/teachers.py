@@ -10,9 +10,13 @@ teacher too. Its terms travel in ``meta["terms"]`` to the model cards of what le
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
+from facelm.config import TEACHER_KINDS, is_teacher_spec
 from facelm.errors import FacelmError
+
+if TYPE_CHECKING:
+    import torch
 
 #: kind -> its options (name -> converter from the spec text) and terms of use
 KINDS = {
@@ -22,11 +26,6 @@ KINDS = {
                  "non-commercial research use",
     },
 }
-
-
-def is_teacher_spec(text: str) -> bool:
-    kind, sep, _ = str(text).partition(":")
-    return bool(sep) and kind in KINDS
 
 
 def parse_teacher_spec(text: str) -> tuple[str, str, dict]:
@@ -48,7 +47,7 @@ def parse_teacher_spec(text: str) -> tuple[str, str, dict]:
     return kind, path, options
 
 
-def load_teacher(text: str) -> tuple[torch.nn.Module, dict]:
+def load_teacher(text: str) -> "tuple[torch.nn.Module, dict]":
     """(model in eval mode, meta) of a teacher spec; meta names the spec and its terms."""
     kind, path, options = parse_teacher_spec(text)
     from facelm.models.tddfa import load_tddfa
@@ -56,3 +55,7 @@ def load_teacher(text: str) -> tuple[torch.nn.Module, dict]:
     model, meta = load_tddfa(path, **options)
     meta.update({"teacher": text, "teacher_kind": kind, "terms": KINDS[kind]["terms"]})
     return model.eval(), meta
+
+
+if set(KINDS) != set(TEACHER_KINDS):  # pragma: no cover -- a developer error, caught on import
+    raise ImportError("facelm.config.TEACHER_KINDS must list the kinds defined in facelm.models.teachers")

@@ -29,6 +29,7 @@ from facelm.data.limits import positive_int
 from facelm.errors import FacelmError
 from facelm.landmarks68 import FLIP_PERM
 from facelm.models.checkpoint import load_model, read_ensemble_spec
+from facelm.models.teachers import is_teacher_spec
 from facelm.training.trainer import train_model
 
 
@@ -51,9 +52,12 @@ class Teacher:
 
     @classmethod
     def from_file(cls, path: str | os.PathLike, hflip_tta: bool, gamma: float, gamma_mode: str) -> "Teacher":
-        """A ``model.pt`` or an ensemble ``.json``; refuses members preprocessed unlike the student."""
-        path = Path(path)
-        if path.suffix.lower() == ".json":
+        """A ``model.pt``, an ensemble ``.json`` or an outside teacher spec (``KIND:PATH``, which
+        reads the whole crop, upsampled from the student's batch); refuses members preprocessed
+        unlike the student."""
+        outside = is_teacher_spec(str(path))
+        path = Path(path) if not outside else str(path)
+        if not outside and path.suffix.lower() == ".json":
             _, entries = read_ensemble_spec(path)
         else:
             entries = [(path, 1.0)]
@@ -66,10 +70,12 @@ class Teacher:
                                   f"the student with {gamma} ({gamma_mode})", member_path)
             members.append((model, int(meta["input_size"]), weight))
             size_mb += float(meta.get("size_mb", 0.0))
-            digest.update(Path(member_path).read_bytes())
+            digest.update(meta["weights_sha256"].encode() if outside else Path(member_path).read_bytes())
             digest.update(f"{weight}".encode())
         teacher = cls(members, hflip_tta, digest.hexdigest()[:16])
         teacher.record = {"teacher": str(path), "teacher_mb": size_mb, "teacher_hflip_tta": hflip_tta}
+        if outside:
+            teacher.record["teacher_terms"] = meta["terms"]
         return teacher
 
     def to(self, device) -> "Teacher":
@@ -100,15 +106,18 @@ def distill(config: Config, teacher_path: str | os.PathLike, out_dir: str | os.P
     return train_model(config, settings.student, fold, out_dir, on_epoch, teacher=teacher)
 
 
-def default_teacher(config: Config) -> Path:
-    """``distill.teacher``, or the teacher ensemble the DAG builds from the run's fold models."""
-    return Path(config.distill.teacher) if config.distill.teacher else layout.teacher_spec(config)
+def default_teacher(config: Config) -> str:
+    """``distill.teacher`` (``teacher``: the config's outside teacher), or the teacher ensemble the DAG
+    builds from the run's fold models."""
+    if config.distill.teacher == "teacher":
+        return config.teacher.spec
+    return config.distill.teacher or str(layout.teacher_spec(config))
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("--config", required=True)
     parser.add_argument("overrides", nargs="*", help="KEY=VALUE config overrides (dotted keys)")
-    parser.add_argument("--teacher", help="model.pt or ensemble .json (default: distill.teacher or the run's teacher ensemble)")
+    parser.add_argument("--teacher", help="model.pt, ensemble .json or teacher spec KIND:PATH (default: distill.teacher or the run's teacher ensemble)")
     parser.add_argument("--fold", type=int, help="hold out this fold (default: the student trains on all rows)")
     parser.add_argument("--out", help="run folder (default <results_dir>/distill/<student id>)")
     parser.add_argument("--threads", type=positive_int, help="torch intra-op threads (default: torch's)")
@@ -118,7 +127,7 @@ def main(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     config = load_config(args.config, args.overrides)
-    teacher = Path(args.teacher) if args.teacher else default_teacher(config)
+    teacher = args.teacher or default_teacher(config)
     out = Path(args.out) if args.out else layout.distill_dir(config, args.fold)
     started = time.perf_counter()
     metrics = distill(config, teacher, out, args.fold)

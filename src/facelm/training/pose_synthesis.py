@@ -146,9 +146,9 @@ def synthesize_folder(src: str | os.PathLike, out: str | os.PathLike, bfm_folder
     with atomic_dir(out) as tmp:
         for i, name in enumerate(faces.names):
             image = imread_bgr(src / name)
-            for delta in deltas[i]:
+            for k, delta in enumerate(deltas[i]):
                 view, points = synthesize_view(image, fit.points3d[i], float(delta))
-                view_name = f"{Path(name).stem}_yaw{fit.yaw_deg[i] + delta:+04.0f}.jpg"
+                view_name = f"{Path(name).stem}_v{k}_yaw{fit.yaw_deg[i] + delta:+03.0f}.jpg"
                 if not cv2.imwrite(str(tmp / view_name), view, [cv2.IMWRITE_JPEG_QUALITY, 95]):
                     raise FacelmError("cannot write image", tmp / view_name)
                 names.append(view_name)
