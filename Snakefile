@@ -14,6 +14,7 @@ configfile: "config.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/labels.smk"
 include: "workflow/rules/training.smk"
 include: "workflow/rules/challenge.smk"
 
