@@ -150,7 +150,7 @@ def test_repeat_adds_differently_augmented_copies(demo_data, tmp_path):
 
 def test_pose_balance_oversamples_turned_faces(aflw_val, tmp_path):
     """On the real AFLW crops (many turned faces): rarer yaw bins get round(n_largest / n_bin) copies."""
-    from facelm.models.pose import pose_from_landmarks
+    from facelm.data.pose import pose_from_landmarks
     from facelm.training.trainer import RunData
 
     config = parse_config({"data_dir": str(aflw_val.parent), "train_sets": ["aflw_val"], "splits": {"val": "aflw_val"},

@@ -46,7 +46,7 @@ from facelm.data.limits import positive_int
 from facelm.errors import FacelmError
 from facelm.data.folds import make_folds, read_folds
 from facelm.models.losses import create_loss
-from facelm.models.pose import YAW_BINS, pose_from_landmarks, yaw_bin
+from facelm.data.pose import YAW_BINS, pose_from_landmarks, yaw_bin
 from facelm.models.timm_models import HEADS
 from facelm.metrics import nme
 from facelm.models import count_params, create_model, model_size_mb
