@@ -10,7 +10,7 @@ import torch
 from facelm.errors import FacelmError
 from facelm.landmarks68 import mean_shape
 from facelm.landmarks68 import GROUPS
-from facelm.models import create_model, list_families, list_models, model_size_mb, resolve_name
+from facelm.models import create_model, family_of, list_families, list_models, model_size_mb, resolve_name
 from facelm.models.losses import create_loss
 
 BUDGET_MB = 15.0
@@ -101,6 +101,13 @@ def test_the_seed_methods_are_registered():
         assert family in list_families(), family
     for name in ("mobilenetv3_small_100", "mobilenetv3_large_100", "convnext_atto", "pfld_025", "pfld_100"):
         assert name in list_models(), name
+
+
+def test_every_model_records_its_family():
+    families = {name: family_of(name) for name in list_models()}
+    assert families["pfld_025"] == family_of("pfld") == "pfld" and families["slpt_1s"] == "slpt"
+    assert families["mobilenetv3_small_100"] == families["ghostnet_100"] == "timm_models"
+    assert set(list_families()) <= set(families.values())
 
 
 def test_unknown_model_is_one_line_error():

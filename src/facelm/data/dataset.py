@@ -72,9 +72,9 @@ class LandmarkDataset(_FaceItems):
         indices: Sequence[int] | np.ndarray | None = None,
         augment: Mapping[str, Any] | None = None,
         seed: int = 0,
-        extra: Mapping[str, float] | None = None,
+        extra: Mapping[str, float | np.ndarray] | None = None,
     ):
-        """``extra``: constant per-sample values added to every item (e.g. a loss mask of the set)."""
+        """``extra``: values added to every item, the same for each (e.g. the set's per-point loss weights)."""
         cache = open_cache(cache_dir)
         super().__init__(cache.size, augment, seed)
         self.cache_dir = Path(cache_dir)
@@ -88,7 +88,7 @@ class LandmarkDataset(_FaceItems):
         self.rows = rows
         self._landmarks_px = None if cache.landmarks is None else cache.landmarks[rows]  # this dataset's rows, in order
         self._images = cache.images  # ImageRows: reads rows on demand, reopened by each worker
-        self.extra = {k: torch.tensor(float(v)) for k, v in (extra or {}).items()}
+        self.extra = {k: torch.as_tensor(np.asarray(v, np.float32)) for k, v in (extra or {}).items()}
 
     @property
     def labelled(self) -> bool:
