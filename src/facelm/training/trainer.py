@@ -207,7 +207,7 @@ def train_model(config: Config, model_entry: ModelSpec, fold: int | None, out_di
     if teacher is not None:
         teacher = teacher.to(process.device)
     step_loss = StepLoss(model, create_loss(cfg.loss), teacher, config.distill.weight if teacher is not None else 0.0)
-    ckpt_path = out_dir / "last.ckpt"
+    ckpt_path = layout.run_file(out_dir, "checkpoint")
     key = fingerprint(config, model_entry, fold, teacher.key if teacher is not None else None)
     if state.resume(ckpt_path, key, process.device):  # resume
         process.log(f"resuming {out_dir} after epoch {state.epoch}")
@@ -280,30 +280,30 @@ def _write_outputs(config, entry, fold, out_dir, model, training: TrainingSet, h
         oof_pred = predict_normalised(model, training.eval_view(training.oof_rows), 64, 0, "cpu") * scale
         oof_gt = training.landmarks_norm(training.oof_rows) * scale
         metrics["oof_nme_384"] = 100 * float(nme(oof_pred, oof_gt).mean())
-        _save_npy(out_dir / "oof_pred.npy", oof_pred.astype(np.float32))
-        _save_npy(out_dir / "oof_rows.npy", training.oof_rows.astype(np.int64))
-    _save_npy(out_dir / "val_pred.npy", val_pred.astype(np.float32))
+        _save_npy(layout.run_file(out_dir, "oof_pred"), oof_pred.astype(np.float32))
+        _save_npy(layout.run_file(out_dir, "oof_rows"), training.oof_rows.astype(np.int64))
+    _save_npy(layout.run_file(out_dir, "val_pred"), val_pred.astype(np.float32))
     meta = {"input_size": cfg.size, "gamma": config.preprocess.gamma,
             "gamma_mode": config.preprocess.gamma_mode, "size_mb": size_mb, "params": params,
             "config": config.to_dict(), "model_entry": entry.to_dict(), "fold": fold, "val_nme_384": metrics["val_nme_384"]}
-    save_checkpoint(out_dir / "model.pt", model, meta)
-    with atomic_open(out_dir / "history.csv", "w", newline="") as handle:
+    save_checkpoint(layout.run_file(out_dir, "model"), model, meta)
+    with atomic_open(layout.run_file(out_dir, "history"), "w", newline="") as handle:
         writer = csv.DictWriter(handle, ["epoch", "lr", "train_loss", "val_nme_384", "seconds"])
         writer.writeheader()
         writer.writerows(history)
-    write_json(out_dir / "config.json", {"config": config.to_dict(), "model_entry": entry.to_dict(), "fold": fold})
+    write_json(layout.run_file(out_dir, "config"), {"config": config.to_dict(), "model_entry": entry.to_dict(), "fold": fold})
     clock.lap("final outputs")
     metrics["phase_seconds"] = clock.summary()
     print("time per phase (s): " + ", ".join(f"{k} {v:.1f}" for k, v in metrics["phase_seconds"].items()),
           file=sys.stderr)
-    write_json(out_dir / "metrics.json", metrics)
+    write_json(layout.run_file(out_dir, "metrics"), metrics)
     return metrics
 
 
 def _previous_speed(out_dir: Path):
     """A rerun with nothing left to train keeps the speed measured when it did train."""
     try:
-        return json.loads((out_dir / "metrics.json").read_text()).get("train_img_s")
+        return json.loads(layout.run_file(out_dir, "metrics").read_text()).get("train_img_s")
     except (OSError, ValueError):
         return None
 
