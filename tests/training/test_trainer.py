@@ -126,3 +126,24 @@ def test_kill_9_mid_epoch_then_rerun_continues(demo_data, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert "resuming" in result.stderr
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["epochs"] == 6
+
+
+def test_the_teacher_term_is_unweighted_and_mixed_by_the_distill_weight():
+    """The teacher labels every point in the target convention: its term ignores the samples' point weights."""
+    from facelm.models import create_model
+    from facelm.models.losses import create_loss
+    from facelm.training.trainer import StepLoss
+
+    torch.manual_seed(0)
+    model = create_model("pfld_025")
+    images = torch.rand(2, 3, 64, 64) * 255
+    out = model(images)
+    labels, taught = torch.rand(2, 68, 2) * 0.2 + 0.4, torch.rand(2, 68, 2) * 0.2 + 0.4
+    no_jaw = torch.ones(2, 68)
+    no_jaw[:, :17] = 0.0
+    batch = {"image": images, "landmarks": labels, "point_weights": no_jaw}
+    loss, wing = model.loss, create_loss("wing")
+    mixed = StepLoss(model, wing, teacher=lambda _: taught, taught=0.25)(out, batch)
+    expected = 0.75 * loss(out, batch, wing)[0] + 0.25 * loss(out, {"image": images, "landmarks": taught}, wing)[0]
+    assert torch.allclose(mixed, expected)
+    assert torch.allclose(StepLoss(model, wing)(out, batch), loss(out, batch, wing)[0])
