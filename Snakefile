@@ -22,7 +22,7 @@ include: "workflow/rules/challenge.smk"
 rule all:
     input:
         SUBMISSION_ZIP,
-        SUBMISSION_DIR / "MODEL_CARD.md",
+        layout.submission_file(CFG, "model_card"),
         REPORT,
-        [STUDENT_DIR / "metrics.json"] if DISTILL else [],
+        [layout.run_file(STUDENT_DIR, "metrics")] if DISTILL else [],
     default_target: True

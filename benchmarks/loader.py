@@ -27,11 +27,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any, Mapping
 
 import numpy as np
 import torch
@@ -43,10 +45,44 @@ from facelm.data.batch_augment import build_batch_augment
 from facelm.data.batch_draws import BatchAugmentBase
 from facelm.data.batch_loader import BatchKeys, CacheBatches, make_batch_loader
 from facelm.data.cache import build_cache
-from facelm.data.dataset import (FolderDataset, LandmarkDataset, derive_seed, make_loader, set_loader_epoch,
-                                 worker_init)
+from facelm.data.dataset import FaceItems, LandmarkDataset, derive_seed, make_loader, set_loader_epoch, worker_init
+from facelm.data.folder import imread_rgb, open_folder
+from facelm.data.preprocess import preprocess_uint8
+from facelm.errors import FacelmError
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+class FolderDataset(FaceItems):
+    """Samples decoded from the JPEGs on every access (the no-cache path; same items as the cache)."""
+
+    def __init__(
+        self,
+        folder: str | os.PathLike,
+        size: int,
+        gamma: float = 1.0,
+        gamma_mode: str = "fixed",
+        augment: Mapping[str, Any] | None = None,
+        seed: int = 0,
+        index: str | os.PathLike | None = None,
+    ):
+        super().__init__(size, augment, seed)
+        self.faces = open_folder(folder, index)
+        self.gamma = float(gamma)
+        self.gamma_mode = gamma_mode
+
+    def __len__(self) -> int:
+        return len(self.faces)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        raw = imread_rgb(self.faces.path(self.faces.names[i]))
+        image = preprocess_uint8(raw[None], self.size, self.gamma, self.gamma_mode)[0]
+        landmarks = None
+        if self.faces.landmarks is not None:
+            if raw.shape[0] != raw.shape[1]:
+                raise FacelmError(f"image is {raw.shape[1]}x{raw.shape[0]}, not a square crop", self.faces.path(self.faces.names[i]))
+            landmarks = self.faces.landmarks[i] * (self.size / raw.shape[1])
+        return self._item(image, landmarks, i)
 
 
 class FolderBatches(Dataset):

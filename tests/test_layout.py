@@ -28,3 +28,14 @@ def test_paths_follow_the_config():
     assert [m.id for m in config.models] == ["m-heatmap", "pfld_025"]
     assert layout.run_dir(config, "m", 2).as_posix() == "res/runs/m/fold2"
     assert layout.submission_dir(config).as_posix() == "subs/r1"
+
+
+def test_layout_functions_take_wildcard_strings_for_the_rules():
+    config = parse_config({"data_dir": "data", "results_dir": "res", "submissions_dir": "subs", "run_name": "r1",
+                           "train_sets": ["t"], "models": [{"name": "pfld_025"}]})
+    assert layout.check_report(config, "{key}").as_posix() == "res/checks/{key}.json"
+    assert layout.cache_dir(config, "{key}", "{gamma}", "{mode}", "{size}").as_posix() == "res/cache/{key}/g{gamma}_{mode}_s{size}"
+    assert layout.cache_dir(config, "v", 1.0, "fixed", 96).as_posix() == "res/cache/v/g1_fixed_s96"
+    assert layout.run_file(layout.run_dir(config, "{model_id}", "{fold}"), "model").as_posix() == "res/runs/{model_id}/fold{fold}/model.pt"
+    assert layout.tune_done(config, "{worker}").as_posix() == "res/optuna/worker{worker}.done"
+    assert layout.submission_file(config, "zip").as_posix() == "subs/r1/solution.zip"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -113,3 +114,58 @@ def test_a_cpu_box_requests_no_gpu_and_trains_in_one_process(workdir):
     jobs = _jobs(result.stdout)
     assert all(job["resources"].get("gpu", "0") == "0" for job in jobs)
     assert "torch.distributed.run" not in result.stdout
+
+
+#: Loads the workflow (no job runs) and prints every rule's output patterns and resource names.
+_RULES_SCRIPT = """
+import json, re, sys
+from pathlib import Path
+from snakemake.api import SnakemakeApi
+from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings, StorageSettings
+with SnakemakeApi(OutputSettings()) as api:
+    workflow = api.workflow(resource_settings=ResourceSettings(), storage_settings=StorageSettings(),
+                            config_settings=ConfigSettings(configfiles=[Path(p).resolve() for p in sys.argv[2:]]),
+                            snakefile=Path(sys.argv[1]), workdir=Path.cwd())._workflow
+    rules = {rule.name: {"outputs": [re.sub(r"\\{(\\w+),[^}]*\\}", r"{\\1}", str(o)) for o in rule.output],
+                         "resources": sorted(rule.resources)} for rule in workflow.rules}
+print("RULES " + json.dumps(rules))
+"""
+
+
+def _rules(workdir: Path, *configfiles: Path) -> dict:
+    result = subprocess.run([sys.executable, "-c", _RULES_SCRIPT, str(REPO / "Snakefile"), *map(str, configfiles)],
+                            capture_output=True, text=True, cwd=workdir)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return json.loads(next(line for line in result.stdout.splitlines() if line.startswith("RULES "))[6:])
+
+
+def _layout_patterns(config) -> set[str]:
+    """Every artefact path facelm.layout gives, with the rules' wildcards in place of their values."""
+    from facelm import layout
+
+    folders = [layout.dataset_folder(config, entry) for entry in [*config.splits.to_dict().values(), *config.prepare]]
+    runs = [layout.run_dir(config, "{model_id}", "{fold}"), layout.distill_dir(config)]
+    paths = [*folders, layout.check_report(config, "{key}"), layout.check_index(config, "{key}"),
+             layout.cache_dir(config, "{key}", "{gamma}", "{mode}", "{size}"), layout.folds_csv(config),
+             layout.tune_done(config, "{worker}"), layout.best_params(config), layout.ensemble_spec(config),
+             layout.teacher_spec(config), layout.report(config), layout.ablation_report(config),
+             *[layout.run_file(run, role) for run in runs for role in layout.RUN_FILES],
+             *[layout.submission_file(config, role) for role in layout.SUBMISSION_FILES]]
+    return {str(path) for path in paths}
+
+
+@pytest.mark.parametrize("configfile", ["config.yaml", "configs/300w.yaml"])
+def test_every_rule_output_is_spelled_by_layout_and_every_rule_declares_resources(workdir, configfile):
+    from facelm.config import load_config
+
+    shutil.copy(REPO / configfile, workdir / "run.yaml")
+    rules = _rules(workdir, workdir / "run.yaml")
+    expected = _layout_patterns(load_config(workdir / "run.yaml"))
+    assert "gamma_cache" in rules and "train" in rules and "all" in rules
+    if "300w" in configfile:
+        assert any(name.startswith("prepare_") for name in rules)
+    for name, rule in rules.items():
+        stray = [output for output in rule["outputs"] if output not in expected]
+        assert not stray, f"rule {name} spells {stray} by hand"
+        if name != "all":
+            assert {"mem_mb", "runtime"} <= set(rule["resources"]), f"rule {name} declares no mem_mb / runtime"

@@ -4,6 +4,11 @@ The Snakefile and the ``facelm`` commands both call these functions, so a step r
 hand writes exactly where the DAG expects it. Dataset entries (``splits`` values and
 ``train_sets`` items) are folder names under ``data_dir`` or paths (anything with a ``/``); each gets a short,
 stable *key* that names its check report, clean index and caches.
+
+Every function that takes a key, a model id, a fold, a worker or a cache parameter also takes a
+Snakemake wildcard string in its place (``check_report(config, "{key}")``), so the rules spell
+their output and input patterns through these functions too (``tests/test_workflow.py`` checks
+that every rule output is one of them).
 """
 
 from __future__ import annotations
@@ -12,6 +17,14 @@ import hashlib
 from pathlib import Path
 
 from facelm.config import Config
+
+#: The files a training run writes in its folder (:mod:`facelm.training.trainer`), by role.
+RUN_FILES = {"model": "model.pt", "metrics": "metrics.json", "history": "history.csv", "config": "config.json",
+             "oof_pred": "oof_pred.npy", "oof_rows": "oof_rows.npy", "val_pred": "val_pred.npy",
+             "checkpoint": "last.ckpt"}
+#: The files ``facelm submit`` and ``facelm model-card`` write in the submission folder, by role.
+SUBMISSION_FILES = {"solution": "solution.txt", "zip": "solution.zip", "val_solution": "val_solution.txt",
+                    "val_score": "val_score.json", "model_card": "MODEL_CARD.md"}
 
 
 def dataset_folder(config: Config, entry: str) -> Path:
@@ -52,20 +65,49 @@ def cache_root(config: Config, key: str) -> Path:
     return results_dir(config) / "cache" / key
 
 
-def cache_name(gamma: float, gamma_mode: str, size: int) -> str:
-    return f"g{gamma:g}_{gamma_mode}_s{size}"
+def cache_name(gamma: float | str, gamma_mode: str, size: int | str) -> str:
+    """The folder name of a cache's parameters (``g1.25_auto_s128``); a wildcard string for
+    ``gamma`` is used as it is."""
+    return f"g{gamma if isinstance(gamma, str) else format(gamma, 'g')}_{gamma_mode}_s{size}"
+
+
+def cache_dir(config: Config, key: str, gamma: float | str, gamma_mode: str, size: int | str) -> Path:
+    """The cache of dataset ``key`` at these parameters (what ``facelm cache`` and the trainer use)."""
+    return cache_root(config, key) / cache_name(gamma, gamma_mode, size)
 
 
 def folds_csv(config: Config) -> Path:
     return results_dir(config) / "folds.csv"
 
 
-def run_dir(config: Config, entry_id: str, fold: int | None) -> Path:
+def run_dir(config: Config, entry_id: str, fold: int | str | None) -> Path:
     return results_dir(config) / "runs" / entry_id / ("all" if fold is None else f"fold{fold}")
+
+
+def run_file(run: str | Path, role: str) -> Path:
+    """A file of a run folder by its role in :data:`RUN_FILES` (``run_file(run, "model")``)."""
+    return Path(run) / RUN_FILES[role]
 
 
 def optuna_dir(config: Config) -> Path:
     return results_dir(config) / "optuna"
+
+
+def tune_done(config: Config, worker: int | str) -> Path:
+    """The summary a tuning worker writes when the study holds enough trials (its rule's output)."""
+    return optuna_dir(config) / f"worker{worker}.done"
+
+
+def best_params(config: Config) -> Path:
+    return optuna_dir(config) / "best_params.json"
+
+
+def report(config: Config) -> Path:
+    return results_dir(config) / "report.md"
+
+
+def ablation_report(config: Config) -> Path:
+    return results_dir(config) / "ablation.md"
 
 
 def ensemble_spec(config: Config) -> Path:
@@ -83,3 +125,8 @@ def distill_dir(config: Config, fold: int | None = None) -> Path:
 
 def submission_dir(config: Config) -> Path:
     return Path(config.submissions_dir) / config.run_name
+
+
+def submission_file(config: Config, role: str) -> Path:
+    """A file of the submission folder by its role in :data:`SUBMISSION_FILES`."""
+    return submission_dir(config) / SUBMISSION_FILES[role]

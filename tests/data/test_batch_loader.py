@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from torch.utils.data import ConcatDataset
@@ -62,14 +63,19 @@ def test_worker_batches_get_the_trainers_draws(cache):
 
 
 def test_per_set_values_travel_with_their_samples(cache):
-    """A set's constants (e.g. the jaw_mask of a label convention) reach the trainer on every batch row."""
-    parts = [LandmarkDataset(cache, indices=[0, 1, 2], extra={"jaw_mask": 0.0}),
-             LandmarkDataset(cache, indices=[3, 4, 5, 6], extra={"jaw_mask": 1.0})]
+    """A set's per-sample values (its (68,) point weights) reach the trainer on every batch row."""
+    half, ones = np.full(68, 0.5, np.float32), np.ones(68, np.float32)
+    parts = [LandmarkDataset(cache, indices=[0, 1, 2], extra={"point_weights": half}),
+             LandmarkDataset(cache, indices=[3, 4, 5, 6], extra={"point_weights": ones})]
     for batch in CacheBatches(parts, 3, True, seed=1):
-        assert batch["jaw_mask"].dtype == torch.float32
-        assert torch.equal(batch["jaw_mask"], (batch["index"] >= 3).float())
-    with pytest.raises(FacelmError, match="same per-set values"):
+        k = len(batch["index"])
+        assert batch["point_weights"].dtype == torch.float32 and batch["point_weights"].shape == (k, 68)
+        expected = torch.where((batch["index"] >= 3)[:, None], torch.ones(k, 68), torch.full((k, 68), 0.5))
+        assert torch.equal(batch["point_weights"], expected)
+    with pytest.raises(FacelmError, match="same per-sample values"):
         CacheBatches([parts[0], LandmarkDataset(cache)], 3, True)
+    with pytest.raises(FacelmError, match="same shapes"):
+        CacheBatches([parts[0], LandmarkDataset(cache, extra={"point_weights": np.ones(17, np.float32)})], 3, True)
 
 
 def test_ddp_processes_share_out_each_global_batch(cache):

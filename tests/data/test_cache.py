@@ -13,7 +13,8 @@ import pytest
 
 from facelm.data import cache as cache_mod
 from facelm.data.annot import load_annot
-from facelm.data.cache import ImageRows, build_cache, cache_dir_name, cache_is_fresh, ensure_cache, open_cache
+from facelm.data.cache import ImageRows, build_cache, cache_is_fresh, ensure_cache, open_cache
+from facelm.layout import cache_name
 from facelm.errors import FacelmError
 from facelm.data.folder import imread_rgb
 from facelm.data.preprocess import preprocess_images
@@ -92,7 +93,7 @@ def test_changed_gamma_rebuilds_unchanged_does_not(unlabelled, tmp_path, monkeyp
     assert ensure_cache(unlabelled, root, 1.0, "fixed", 32) == first and len(builds) == 1
     assert (first / "meta.json").stat().st_mtime_ns == stamp
     second = ensure_cache(unlabelled, root, 1.3, "fixed", 32)
-    assert second == root / cache_dir_name(1.3, "fixed", 32) == root / "g1.3_fixed_s32" and len(builds) == 2
+    assert second == root / cache_name(1.3, "fixed", 32) == root / "g1.3_fixed_s32" and len(builds) == 2
     # same folder, different gamma: stale
     assert cache_is_fresh(unlabelled, first, 1.0, "fixed", 32)
     assert not cache_is_fresh(unlabelled, first, 1.3, "fixed", 32)

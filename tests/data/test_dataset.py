@@ -9,7 +9,7 @@ import torch
 from torch.utils.data import ConcatDataset
 
 from facelm.data.cache import build_cache
-from facelm.data.dataset import (EpochSampler, FolderDataset, LandmarkDataset, RankShare, make_loader,
+from facelm.data.dataset import (EpochSampler, LandmarkDataset, RankShare, make_loader,
                                  set_loader_epoch)
 from facelm.errors import FacelmError
 
@@ -39,18 +39,6 @@ def test_items_follow_the_contract(labelled):
     np.testing.assert_allclose(ds.landmarks_norm(), points[[3, 7]] / 384, rtol=1e-5)
     with pytest.raises(FacelmError, match="out of range"):
         LandmarkDataset(cache, indices=[12])
-
-
-def test_folder_dataset_gives_the_same_items_as_the_cache(labelled):
-    folder, cache, _ = labelled
-    for augment in (None, AUG):
-        a, b = LandmarkDataset(cache, augment=augment, seed=3), FolderDataset(folder, 64, 1.0, "fixed", augment, seed=3)
-        for ds in (a, b):
-            ds.set_epoch(2)
-        for i in (0, 5):
-            x, y = a[i], b[i]
-            assert torch.equal(x["image"], y["image"]) and x["index"] == y["index"] == i
-            torch.testing.assert_close(x["landmarks"], y["landmarks"])
 
 
 def test_augmentation_depends_on_seed_epoch_index_only(labelled):

@@ -6,6 +6,7 @@ import torch
 
 from facelm.models import create_model
 from facelm.models.codecs import HeatmapCodec, HeatmapOffsetCodec
+from facelm.models.losses import create_loss
 
 
 def _points(n: int = 4, seed: int = 0) -> torch.Tensor:
@@ -37,7 +38,7 @@ def test_offset_head_trains_its_offsets_and_decodes_through_them():
     model = create_model("mobilenetv3_small_100", head="heatmap_offset")
     out = model(torch.rand(2, 3, 64, 64) * 255)
     assert out["landmarks"].shape == (2, 68, 2) and out["offsets"].shape[1] == 136
-    total, parts = model.loss(out, {"landmarks": _points(2)}, torch.nn.functional.l1_loss)
+    total, parts = model.loss(out, {"landmarks": _points(2)}, create_loss("l1"))
     assert {"points", "heatmap", "offset"} <= set(parts)
     total.backward()
     assert model.head.out.weight.grad[68:].abs().sum() > 0  # the offset channels learn

@@ -9,7 +9,9 @@ import torch
 
 from facelm.errors import FacelmError
 from facelm.landmarks68 import mean_shape
-from facelm.models import create_model, list_families, list_models, model_size_mb, resolve_name
+from facelm.landmarks68 import GROUPS
+from facelm.models import create_model, family_of, list_families, list_models, model_size_mb, resolve_name
+from facelm.models.losses import create_loss
 
 BUDGET_MB = 15.0
 SIZE = 96
@@ -48,7 +50,7 @@ def test_model_forward_loss_and_size(name):
     out = model(batch["image"])
     assert out["landmarks"].shape == (2, 68, 2)
     assert torch.isfinite(out["landmarks"]).all()
-    total, parts = model.loss(out, batch, torch.nn.functional.l1_loss)
+    total, parts = model.loss(out, batch, create_loss("l1"))
     assert torch.isfinite(total) and total.ndim == 0
     assert parts, "a loss reports its parts"
     total.backward()
@@ -60,6 +62,32 @@ def test_model_forward_loss_and_size(name):
         landmarks = model(batch["image"][:1])["landmarks"]
     assert landmarks.shape == (1, 68, 2)
     assert 0 < model_size_mb(model) <= BUDGET_MB, f"{name} is {model_size_mb(model):.2f} MB"
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_loss_term_honours_the_point_weights(name):
+    """A point weighing 0 leaves the loss unchanged whatever its label (every term: points, heatmaps,
+    offsets, pose and shape-model targets); weights of 1 are the unweighted loss; a weighted point's
+    label does change it (so the first check can fail)."""
+    model = create_model(name)
+    batch = _batch()
+    model.fit_priors(batch["landmarks"].numpy().repeat(8, axis=0))
+    model.train()
+    out = model(batch["image"])
+    point_loss = create_loss("wing")
+    jaw = GROUPS["jaw"]
+    other_jaw = batch["landmarks"].clone()
+    other_jaw[0, jaw] += torch.tensor([0.05, -0.04])  # sample 0's jaw in "another convention"
+    no_jaw = torch.ones(2, 68)
+    no_jaw[0, jaw] = 0.0
+
+    def total(landmarks, weights=None):
+        extra = {} if weights is None else {"point_weights": weights}
+        return float(model.loss(out, {**batch, "landmarks": landmarks, **extra}, point_loss)[0].detach())
+
+    assert total(batch["landmarks"], no_jaw) == pytest.approx(total(other_jaw, no_jaw), rel=1e-6, abs=1e-7)
+    assert total(batch["landmarks"], torch.ones(2, 68)) == pytest.approx(total(batch["landmarks"]), rel=1e-6)
+    assert total(batch["landmarks"], torch.ones(2, 68)) != pytest.approx(total(other_jaw, torch.ones(2, 68)), rel=1e-4)
 
 
 @pytest.mark.parametrize("name", list_models())
@@ -82,6 +110,13 @@ def test_the_seed_methods_are_registered():
         assert family in list_families(), family
     for name in ("mobilenetv3_small_100", "mobilenetv3_large_100", "convnext_atto", "pfld_025", "pfld_100"):
         assert name in list_models(), name
+
+
+def test_every_model_records_its_family():
+    families = {name: family_of(name) for name in list_models()}
+    assert families["pfld_025"] == family_of("pfld") == "pfld" and families["slpt_1s"] == "slpt"
+    assert families["mobilenetv3_small_100"] == families["ghostnet_100"] == "timm_models"
+    assert set(list_families()) <= set(families.values())
 
 
 def test_unknown_model_is_one_line_error():

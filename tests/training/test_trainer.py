@@ -128,73 +128,22 @@ def test_kill_9_mid_epoch_then_rerun_continues(demo_data, tmp_path):
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["epochs"] == 6
 
 
-def _two_set_config(demo_data, tmp_path, options, **train):
-    base = _config(demo_data, tmp_path, **train).to_dict()
-    base["train_sets"] = ["synthetics_train", "aflw_val"]
-    base["train_set_options"] = options
-    return parse_config(base)
+def test_the_teacher_term_is_unweighted_and_mixed_by_the_distill_weight():
+    """The teacher labels every point in the target convention: its term ignores the samples' point weights."""
+    from facelm.models import create_model
+    from facelm.models.losses import create_loss
+    from facelm.training.trainer import StepLoss
 
-
-def test_repeat_adds_differently_augmented_copies(demo_data, tmp_path):
-    from facelm.training.trainer import RunData
-
-    config = _two_set_config(demo_data, tmp_path, {"aflw_val": {"repeat": 3}})
-    data = RunData(config, None, 64, 0)
-    train = data.subset(data.train_rows, augment=True)
-    assert len(train) == 48 + 3 * 12
-    first, second = train[48], train[60]  # row 0 of aflw_val in copies 0 and 1
-    assert first["index"] == second["index"] == 0
-    assert not torch.equal(first["image"], second["image"])
-    assert len(data.subset(data.train_rows, augment=False)) == 48 + 12  # evaluation sees each face once
-
-
-def test_pose_balance_oversamples_turned_faces(aflw_val, tmp_path):
-    """On the real AFLW crops (many turned faces): rarer yaw bins get round(n_largest / n_bin) copies."""
-    from facelm.models.pose import pose_from_landmarks
-    from facelm.training.trainer import RunData
-
-    config = parse_config({"data_dir": str(aflw_val.parent), "train_sets": ["aflw_val"], "splits": {"val": "aflw_val"},
-                           "results_dir": str(tmp_path / "results"), "models": [{"name": "pfld_025"}]})
-    plain = RunData(config, None, 64, 0)
-    yaw = np.abs(np.degrees(pose_from_landmarks(plain.landmarks_norm(plain.train_rows) * 384, 384)[:, 0]))
-    bins = [yaw < 30, (yaw >= 30) & (yaw < 60), yaw >= 60]
-    sizes = [int(b.sum()) for b in bins]
-    assert sizes[0] > sizes[1] > 0 and sizes[2] > 0
-    assert (plain.pose_copies(plain.train_rows) == 1).all()
-
-    balanced = RunData(config, None, 64, 0, pose_balance=1.0)
-    copies = balanced.pose_copies(balanced.train_rows)
-    for in_bin, n in zip(bins, sizes):
-        assert (copies[in_bin] == min(8, round(max(sizes) / n))).all()
-    assert copies.max() > 1
-    train = balanced.subset(balanced.train_rows, augment=True)
-    assert len(train) == copies.sum()
-    assert len(balanced.subset(balanced.train_rows, augment=False)) == len(yaw)
-
-
-def test_jaw_convention_masks_the_other_conventions_jaw(demo_data, tmp_path):
-    from facelm.training.trainer import RunData, mask_jaw
-
-    options = {"synthetics_train": {"convention": "3d_jaw"}, "aflw_val": {"convention": "2d_visible_jaw"}}
-    config = _two_set_config(demo_data, tmp_path, options)
-    data = RunData(config, None, 64, 0, jaw_convention="3d_jaw")
-    train = data.subset(data.train_rows, augment=True)
-    assert float(train[0]["jaw_mask"]) == 1.0 and float(train[48]["jaw_mask"]) == 0.0
-    from facelm.data.batch_loader import CacheBatches  # augment.backend batch: the mask travels in whole batches
-
-    whole = next(iter(CacheBatches(train.datasets, len(train), False)))
-    assert whole["jaw_mask"][:48].eq(1).all() and whole["jaw_mask"][48:].eq(0).all()
-    assert "jaw_mask" not in RunData(config, None, 64, 0).subset(data.train_rows, augment=True)[0]
-
-    target, pred = torch.rand(2, 68, 2), torch.rand(2, 68, 2, requires_grad=True)
-    masked = mask_jaw(target, pred, torch.tensor([1.0, 0.0]))
-    assert torch.equal(masked[0], target[0])
-    assert torch.equal(masked[1, :17], pred[1, :17].detach()) and torch.equal(masked[1, 17:], target[1, 17:])
-    assert not masked.requires_grad
-
-
-def test_jaw_masked_training_runs(demo_data, tmp_path):
-    options = {"aflw_val": {"convention": "2d_visible_jaw", "repeat": 2}}
-    config = _two_set_config(demo_data, tmp_path, options, epochs=1, jaw_convention="3d_jaw")
-    metrics = train_model(config, ModelSpec("pfld_025"), None, tmp_path / "run")
-    assert np.isfinite(metrics["val_nme_384"])
+    torch.manual_seed(0)
+    model = create_model("pfld_025")
+    images = torch.rand(2, 3, 64, 64) * 255
+    out = model(images)
+    labels, taught = torch.rand(2, 68, 2) * 0.2 + 0.4, torch.rand(2, 68, 2) * 0.2 + 0.4
+    no_jaw = torch.ones(2, 68)
+    no_jaw[:, :17] = 0.0
+    batch = {"image": images, "landmarks": labels, "point_weights": no_jaw}
+    loss, wing = model.loss, create_loss("wing")
+    mixed = StepLoss(model, wing, teacher=lambda _: taught, taught=0.25)(out, batch)
+    expected = 0.75 * loss(out, batch, wing)[0] + 0.25 * loss(out, {"image": images, "landmarks": taught}, wing)[0]
+    assert torch.allclose(mixed, expected)
+    assert torch.allclose(StepLoss(model, wing)(out, batch), loss(out, batch, wing)[0])

@@ -9,7 +9,7 @@ rule ensemble:
     """Greedy forward selection on out-of-fold NME, distinct members within budget_mb (in challenge
     mode with distillation: the student alone)."""
     input:
-        [run / "metrics.json" for run in SUBMITTED_RUNS],
+        [layout.run_file(run, "metrics") for run in SUBMITTED_RUNS],
     output:
         ENSEMBLE,
     params:
@@ -31,7 +31,7 @@ rule ensemble:
 rule teacher:
     """The distillation teacher: greedy ensemble of the fold models within distill.teacher_budget_mb."""
     input:
-        [run / "metrics.json" for run in RUN_DIRS],
+        [layout.run_file(run, "metrics") for run in RUN_DIRS],
     output:
         layout.teacher_spec(CFG),
     params:
@@ -57,9 +57,9 @@ rule submission:
         test=DATASETS[SPLIT_KEYS["test"]],
         checks=check_reports([SPLIT_KEYS["test"], SPLIT_KEYS["val"]]),
     output:
-        txt=SUBMISSION_DIR / "solution.txt",
+        txt=layout.submission_file(CFG, "solution"),
         zip=SUBMISSION_ZIP,
-        val_score=SUBMISSION_DIR / "val_score.json",
+        val_score=layout.submission_file(CFG, "val_score"),
     params:
         val=DATASETS[SPLIT_KEYS["val"]],
     threads: 4
@@ -71,7 +71,7 @@ rule submission:
     conda:
         "../../envs/facelm.yaml"
     shell:
-        "OMP_NUM_THREADS={threads} {FACELM} submit --config {CONFIG_FILE} --model {input.model} --test {input.test}"
+        "OMP_NUM_THREADS={threads} {FACELM} submit --model {input.model} --test {input.test}"
         " --val {params.val} --out-dir {SUBMISSION_DIR} 2> {log}"
 
 
@@ -81,9 +81,13 @@ rule model_card:
         model=ENSEMBLE,
         checks=check_reports([SPLIT_KEYS["val"]]),
     output:
-        SUBMISSION_DIR / "MODEL_CARD.md",
+        layout.submission_file(CFG, "model_card"),
     params:
         val=DATASETS[SPLIT_KEYS["val"]],
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
     log:
         RESULTS / "logs" / "model_card.log",
     conda:
@@ -96,7 +100,7 @@ rule report:
     """results/report.md: per model x fold table, tuning history, ensemble, CED curves, faces."""
     input:
         ENSEMBLE,
-        SUBMISSION_DIR / "val_score.json",
+        layout.submission_file(CFG, "val_score"),
         [BEST_PARAMS] if TUNE else [],
     output:
         REPORT,
@@ -117,7 +121,7 @@ rule ablation:
     input:
         check_reports([layout.dataset_key(CFG.ablation.train_set), SPLIT_KEYS["val"]]),
     output:
-        RESULTS / "ablation.md",
+        layout.ablation_report(CFG),
     params:
         ablation=config["ablation"],
     threads: COMPUTE.threads

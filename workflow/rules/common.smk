@@ -65,11 +65,11 @@ SIZE = CFG.train.size
 MODEL_IDS = {entry.id: entry for entry in CFG.models}
 FOLDS = list(CFG.folds.train_folds)
 TUNE = CFG.tune.enabled
-BEST_PARAMS = layout.optuna_dir(CFG) / "best_params.json"
+BEST_PARAMS = layout.best_params(CFG)
 ENSEMBLE = layout.ensemble_spec(CFG)
 SUBMISSION_DIR = layout.submission_dir(CFG)
-SUBMISSION_ZIP = SUBMISSION_DIR / "solution.zip"
-REPORT = RESULTS / "report.md"
+SUBMISSION_ZIP = layout.submission_file(CFG, "zip")
+REPORT = layout.report(CFG)
 # Distillation: the teacher (distill.teacher, or an ensemble of the run's fold models) and the
 # student's run folder; in challenge mode (ensemble.single_model) the student is the submission.
 DISTILL = CFG.distill.enabled
@@ -91,4 +91,9 @@ def model_sizes(entry):
 
 
 def caches_for(keys, size):
-    return [layout.cache_root(CFG, key) / layout.cache_name(GAMMA, GAMMA_MODE, size) for key in keys]
+    return [layout.cache_dir(CFG, key, GAMMA, GAMMA_MODE, size) for key in keys]
+
+
+def run_outputs(run, roles):
+    """The named outputs of a training run folder (a path or a wildcard pattern)."""
+    return {role: layout.run_file(run, role) for role in roles}

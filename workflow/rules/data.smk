@@ -33,10 +33,14 @@ for _entry, _raw in CFG.prepare.items():
             directory(layout.dataset_folder(CFG, _entry)),
         log:
             RESULTS / "logs" / f"prepare_{layout.dataset_key(_entry)}.log",
+        threads: 4
+        resources:
+            mem_mb=4000,
+            runtime=240,
         conda:
             "../../envs/facelm.yaml"
         shell:
-            "{FACELM} prepare {input} {output} 2> {log}"
+            "{FACELM} prepare {input} {output} --workers {threads} 2> {log}"
 
 
 rule check_data:
@@ -44,8 +48,8 @@ rule check_data:
     input:
         lambda wc: DATASETS[wc.key],
     output:
-        report=RESULTS / "checks" / "{key}.json",
-        index=RESULTS / "checks" / "{key}.index",
+        report=layout.check_report(CFG, "{key}"),
+        index=layout.check_index(CFG, "{key}"),
     params:
         drop="--drop-bad" if config["check"]["drop_bad"] else "",
     threads: 4
@@ -61,12 +65,12 @@ rule check_data:
 
 
 rule gamma_cache:
-    """Decode once, gamma LUT at full resolution, INTER_AREA resize: memory-mappable arrays."""
+    """Decode once, gamma LUT at full resolution, INTER_AREA resize: arrays read by rows."""
     input:
         folder=lambda wc: DATASETS[wc.key],
-        index=RESULTS / "checks" / "{key}.index",
+        index=layout.check_index(CFG, "{key}"),
     output:
-        directory(RESULTS / "cache" / "{key}" / "g{gamma}_{mode}_s{size}"),
+        directory(layout.cache_dir(CFG, "{key}", "{gamma}", "{mode}", "{size}")),
     wildcard_constraints:
         gamma=r"[0-9.]+",
         mode="fixed|auto",

@@ -9,7 +9,7 @@ rule tune_worker:
         folds=layout.folds_csv(CFG),
         caches=caches_for([*TRAIN_KEYS, SPLIT_KEYS["val"]], SIZE),
     output:
-        layout.optuna_dir(CFG) / "worker{worker}.done",
+        layout.tune_done(CFG, "{worker}"),
     params:
         tune=config["tune"],
     threads: COMPUTE.threads
@@ -26,7 +26,7 @@ rule tune_worker:
 rule tune_best:
     """The best complete trial's parameters (an empty set when none completed)."""
     input:
-        expand(layout.optuna_dir(CFG) / "worker{worker}.done", worker=TUNE_WORKERS),
+        [layout.tune_done(CFG, worker) for worker in TUNE_WORKERS],
     output:
         BEST_PARAMS,
     threads: 1
@@ -55,10 +55,7 @@ rule train:
     input:
         unpack(train_inputs),
     output:
-        model=RESULTS / "runs" / "{model_id}" / "fold{fold}" / "model.pt",
-        metrics=RESULTS / "runs" / "{model_id}" / "fold{fold}" / "metrics.json",
-        oof=RESULTS / "runs" / "{model_id}" / "fold{fold}" / "oof_pred.npy",
-        val=RESULTS / "runs" / "{model_id}" / "fold{fold}" / "val_pred.npy",
+        **run_outputs(layout.run_dir(CFG, "{model_id}", "{fold}"), ("model", "metrics", "oof_pred", "val_pred")),
     wildcard_constraints:
         fold=r"\d+",
     params:
@@ -92,9 +89,7 @@ rule distill:
         teacher=[] if OUTSIDE_TEACHER else [TEACHER],
         caches=caches_for([*TRAIN_KEYS, SPLIT_KEYS["val"]], model_sizes(CFG.distill.student)),
     output:
-        model=STUDENT_DIR / "model.pt",
-        metrics=STUDENT_DIR / "metrics.json",
-        val=STUDENT_DIR / "val_pred.npy",
+        **run_outputs(STUDENT_DIR, ("model", "metrics", "val_pred")),
     params:
         distill=config["distill"],
         train=config["train"],

@@ -47,7 +47,7 @@ def run_ablation(config: Config, out_md: str | Path, cpu_repeats: int = 10) -> l
         started = time.perf_counter()
         out_dir = layout.results_dir(config) / "ablation" / method
         metrics = train_model(run_config, entry, None, out_dir)
-        model, _meta = load_model(out_dir / "model.pt")
+        model, _meta = load_model(layout.run_file(out_dir, "model"))
         rows.append({
             "method": method, "variant": variant, "params": metrics["params"], "mb": metrics["size_mb"],
             "cpu_ms": measure_cpu_ms(model, size, batch=1, repeats=cpu_repeats, threads=1),
@@ -88,7 +88,7 @@ def main(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     config = load_config(args.config, args.overrides)
-    out = Path(args.out) if args.out else layout.results_dir(config) / "ablation.md"
+    out = Path(args.out) if args.out else layout.ablation_report(config)
     rows = run_ablation(config, out)
     for r in rows:
         print(f"{r['method']:<14} {r['variant']:<18} {r['mb']:6.2f} MB  {r['cpu_ms']:6.1f} ms  "

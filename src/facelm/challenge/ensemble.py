@@ -38,17 +38,17 @@ _RUN_KEYS = {"model": str, "size_mb": (int, float), "val_nme_384": (int, float)}
 def read_run(run: Path) -> dict:
     """A trained run folder's metrics and saved predictions, each checked (a run folder is input too)."""
     try:
-        metrics = json.loads((run / "metrics.json").read_text())
-        data = {"dir": run, "metrics": metrics, "val_pred": np.load(run / "val_pred.npy")}
+        metrics = json.loads(layout.run_file(run, "metrics").read_text())
+        data = {"dir": run, "metrics": metrics, "val_pred": np.load(layout.run_file(run, "val_pred"))}
         if isinstance(metrics, dict) and metrics.get("fold") is not None:
-            data["oof_pred"], data["oof_rows"] = np.load(run / "oof_pred.npy"), np.load(run / "oof_rows.npy")
+            data["oof_pred"], data["oof_rows"] = np.load(layout.run_file(run, "oof_pred")), np.load(layout.run_file(run, "oof_rows"))
     except (OSError, UnicodeDecodeError, ValueError) as err:
         raise FacelmError(f"incomplete run folder ({type(err).__name__}: {err})", run) from None
     for key, kind in _RUN_KEYS.items():
         if not isinstance(metrics, dict) or not isinstance(metrics.get(key), kind) or isinstance(metrics.get(key), bool):
-            raise FacelmError(f"metrics.json has no valid {key!r}", run / "metrics.json")
+            raise FacelmError(f"metrics.json has no valid {key!r}", layout.run_file(run, "metrics"))
     if not isinstance(metrics.get("fold"), (int, type(None))):
-        raise FacelmError("metrics.json has no valid 'fold'", run / "metrics.json")
+        raise FacelmError("metrics.json has no valid 'fold'", layout.run_file(run, "metrics"))
     if data["val_pred"].ndim != 3 or data["val_pred"].shape[1:] != (POINTS, 2):
         raise FacelmError(f"val_pred.npy has shape {data['val_pred'].shape}, expected (N, {POINTS}, 2)", run)
     if "oof_pred" in data:
@@ -115,7 +115,7 @@ def build_ensemble(config: Config, run_dirs: list[Path]) -> dict:
         if not fitting:
             raise FacelmError(f"no trained model fits the budget of {budget} MB")
         best = min(fitting, key=lambda r: r["metrics"].get("oof_nme_384", r["metrics"]["val_nme_384"]))
-        members = [{"model": str(best["dir"] / "model.pt"), "weight": 1.0, "size_mb": best["metrics"]["size_mb"],
+        members = [{"model": str(layout.run_file(best["dir"], "model")), "weight": 1.0, "size_mb": best["metrics"]["size_mb"],
                     "model_id": best["metrics"]["model"], "fold": best["metrics"]["fold"]}]
         oof_nme, val_pred = best["metrics"].get("oof_nme_384"), best["val_pred"]
     else:
@@ -133,9 +133,9 @@ def build_ensemble(config: Config, run_dirs: list[Path]) -> dict:
         for mid, count in counts.items():
             fold_runs = candidates[mid]["runs"]
             for run in fold_runs:
-                members.append({"model": str(run["dir"] / "model.pt"), "weight": count / steps / len(fold_runs),
+                members.append({"model": str(layout.run_file(run["dir"], "model")), "weight": count / steps / len(fold_runs),
                                 "size_mb": run["metrics"]["size_mb"], "model_id": mid, "fold": run["metrics"]["fold"]})
-        val_by_model = {str(r["dir"] / "model.pt"): r["val_pred"] for r in runs}
+        val_by_model = {str(layout.run_file(r["dir"], "model")): r["val_pred"] for r in runs}
         val_pred = sum(m["weight"] * val_by_model[m["model"]] for m in members)
     val_nme = 100 * float(nme(val_pred, val_folder.landmarks).mean()) if val_folder.labelled else None
     return {

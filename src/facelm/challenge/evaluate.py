@@ -5,7 +5,7 @@ Predictions are made in, and compared in, the folder's own 384-pixel frame. Repo
 ``nme_io`` (/outer-eye-corner distance), ``fr_box_10`` (failure rate: share of faces with box
 NME > 10 %), ``auc_box_10`` (area under the box-NME CED up to 10 %), NME by face region (jaw,
 brows, nose, eyes, mouth) overall and per yaw bin (yaw from the ground truth,
-:mod:`facelm.models.pose`), and a CED curve PNG.
+:mod:`facelm.data.pose`), and a CED curve PNG.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from facelm.data.folder import open_folder
 from facelm.data.limits import positive_int
 from facelm.landmarks68 import GROUPS
 from facelm.metrics import auc, ced_curve, failure_rate, nme
-from facelm.models.pose import YAW_BINS, pose_from_landmarks, yaw_bin
+from facelm.data.pose import YAW_BINS, pose_from_landmarks, yaw_bin
 
 #: Face regions of the 68 points (iBUG order): jaw 0-16, brows 17-26, nose 27-35, eyes 36-47, mouth 48-67.
 REGIONS: dict[str, list[int]] = {

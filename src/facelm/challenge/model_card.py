@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from facelm import layout
 from facelm.atomic import atomic_open, write_json
 from facelm.challenge.evaluate import evaluate, region_table
 from facelm.data.limits import positive_int
@@ -62,7 +63,7 @@ def _training_record(model_path: Path) -> dict:
     for path in paths:
         _, meta = load_model(path)
         config = meta.get("config") or {}
-        metrics_path = path.with_name("metrics.json")
+        metrics_path = layout.run_file(path.parent, "metrics")
         metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
         entry = meta.get("model_entry") or {}
         train = {**(config.get("train") or {}), **(entry.get("train") or {})}  # the model's own overrides win

@@ -102,15 +102,15 @@ def ensemble_section(config: Config, runs: list[dict], out_dir: Path) -> list[st
     lines += [f"| {m['model_id']} | {m['fold']} | {m['weight']:.3f} | {m['size_mb']:.2f} |" for m in spec["members"]]
     lines += ["", f"Total {spec['total_mb']:.2f} MB (budget {spec['budget_mb']} MB), flip TTA {spec['hflip_tta']}, "
               f"OOF NME {_fmt(spec['oof_nme_384'])}, val NME {_fmt(spec['val_nme_384'])} ({spec['val_nme_note']}).", ""]
-    score = layout.submission_dir(config) / "val_score.json"
+    score = layout.submission_file(config, "val_score")
     if score.exists():
         lines += [f"Submission predictor on the val folder (`facelm score`): NME {json.loads(score.read_text())['nme_384']:.4f}.", ""]
     val = open_folder(layout.dataset_folder(config, config.splits.val))
     if val.labelled:
-        ens_pred = sum(m["weight"] * np.load(Path(m["model"]).parent / "val_pred.npy") for m in spec["members"])
+        ens_pred = sum(m["weight"] * np.load(layout.run_file(Path(m["model"]).parent, "val_pred")) for m in spec["members"])
         curves = {"ensemble": nme(ens_pred, val.landmarks, "box")}
         for run in runs:
-            curves[f"{run['model']} f{run['fold']}"] = nme(np.load(run["dir"] / "val_pred.npy"), val.landmarks, "box")
+            curves[f"{run['model']} f{run['fold']}"] = nme(np.load(layout.run_file(run["dir"], "val_pred")), val.landmarks, "box")
         plot_ced(curves, out_dir / "report_ced.png")
         faces_png(config, ens_pred, out_dir / "report_faces.png")
         lines += ["![CED curves on the val set](report_ced.png)", "",
@@ -139,7 +139,7 @@ def add_arguments(parser) -> None:
 
 def main(args) -> int:
     config = load_config(args.config)
-    out = Path(args.out) if args.out else layout.results_dir(config) / "report.md"
+    out = Path(args.out) if args.out else layout.report(config)
     write_report(config, out)
     print(f"report -> {out}")
     return 0

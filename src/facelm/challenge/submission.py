@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from facelm import layout
 from facelm.atomic import atomic_path, write_json
-from facelm.config import load_config
 from facelm.data.folder import ANNOT_NAME, open_folder
 from facelm.data.limits import check_names, positive_int
 from facelm.inference.base import predict_folder
@@ -43,7 +43,6 @@ def write_zip(txt: Path, out_zip: Path) -> None:
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--config", help="config (for its batch settings); optional")
     parser.add_argument("--model", required=True, help="ensemble .json, model.pt or .onnx")
     parser.add_argument("--test", required=True, help="test folder")
     parser.add_argument("--val", help="labelled folder to predict and score as well")
@@ -54,22 +53,21 @@ def add_arguments(parser) -> None:
 def main(args) -> int:
     from facelm.challenge.score import score_solution
 
-    if args.config:
-        load_config(args.config)
     out = Path(args.out_dir)
+    files = {role: out / name for role, name in layout.SUBMISSION_FILES.items()}
     for folder in [args.test] + ([args.val] if args.val else []):
         check_names(folder, open_folder(folder).names)  # before any work: the solution format must carry them
     predictor = load_predictor(args.model)
     names, points = predict_folder(predictor, args.test, args.batch_size)
-    write_solution(out / SOLUTION_NAME, names, points)
-    write_zip(out / SOLUTION_NAME, out / "solution.zip")
-    validate_solution(out / "solution.zip", names)
-    print(f"{out / 'solution.zip'}: {len(names)} rows, valid")
+    write_solution(files["solution"], names, points)
+    write_zip(files["solution"], files["zip"])
+    validate_solution(files["zip"], names)
+    print(f"{files['zip']}: {len(names)} rows, valid")
     if args.val:
         val_names, val_points = predict_folder(predictor, args.val, args.batch_size)
-        write_solution(out / "val_solution.txt", val_names, val_points)
-        value = score_solution(out / "val_solution.txt", Path(args.val) / ANNOT_NAME)
-        write_json(out / "val_score.json", {"model": str(args.model), "val_folder": str(args.val), "nme_384": value,
+        write_solution(files["val_solution"], val_names, val_points)
+        value = score_solution(files["val_solution"], Path(args.val) / ANNOT_NAME)
+        write_json(files["val_score"], {"model": str(args.model), "val_folder": str(args.val), "nme_384": value,
                                             "n_images": len(val_names)})
         print(f"val NME x100 (/384): {value:.4f}")
     return 0

@@ -1,12 +1,12 @@
-"""Whole batches straight from the memory-mapped caches, for augmentation on the training device.
+"""Whole batches read straight from the caches, for augmentation on the training device.
 
 With ``augment.backend: batch`` the per-sample work in DataLoader workers (augmentation,
 float conversion, collation, inter-process copies of float32 tensors) is gone: what is left
 of loading is gathering rows of the uint8 cache, which one fancy-indexed read per cache does
 at memory speed. :class:`CacheBatches` does that in the training process and yields
 ``{"image": uint8 (B,3,S,S) (a channels-last view), "landmarks": float32 (B,68,2) normalised,
-"index": int64 cache rows}`` plus any per-set constants of the datasets (``extra``, e.g. the
-``jaw_mask`` of a label convention) as (B,) float32; the trainer converts and augments on the device.
+"index": int64 cache rows}`` plus the datasets' per-sample values (``extra``, e.g. the
+``point_weights`` of a train set, (B, 68)) as float32; the trainer converts and augments on the device.
 
 Order: the same :class:`facelm.data.dataset.EpochSampler` as :func:`make_loader`, so the
 order of samples depends only on ``(seed, epoch)`` and :func:`set_loader_epoch` works on it.
@@ -41,9 +41,9 @@ class CacheBatches:
         self.datasets = list(datasets)
         if not self.datasets or any(d.size != self.datasets[0].size for d in self.datasets):
             raise FacelmError("batches need at least one cache, all of one image size")
-        self.extra_keys = sorted(self.datasets[0].extra)
-        if any(sorted(d.extra) != self.extra_keys for d in self.datasets):
-            raise FacelmError("batches need the same per-set values (extra) on every dataset")
+        self.extra_shapes = {key: tuple(v.shape) for key, v in sorted(self.datasets[0].extra.items())}
+        if any({key: tuple(v.shape) for key, v in sorted(d.extra.items())} != self.extra_shapes for d in self.datasets):
+            raise FacelmError("batches need the same per-sample values (extra), of the same shapes, on every dataset")
         if world > 1 and (batch_size % world or not drop_last):
             raise FacelmError(f"a global batch of {batch_size} does not split evenly over {world} processes "
                               "(and DDP needs drop_last)")
@@ -64,20 +64,20 @@ class CacheBatches:
         images = np.empty((k, s, s, 3), np.uint8)
         landmarks = np.empty((k, 68, 2), np.float32)
         rows = np.empty(k, np.int64)
-        extra = {key: np.empty(k, np.float32) for key in self.extra_keys}
+        extra = {key: np.empty((k, *shape), np.float32) for key, shape in self.extra_shapes.items()}
         part = np.searchsorted(self.offsets, positions, side="right") - 1
         for p in np.unique(part):
             where = np.flatnonzero(part == p)
             local = positions[where] - self.offsets[p]
-            order = np.argsort(local)  # ascending rows read the map front to back
+            order = np.argsort(local)  # ascending rows read the file front to back
             part_images, part_landmarks, part_rows = self.datasets[p].take(local[order])
             images[where[order]] = part_images
             rows[where[order]] = part_rows
             if part_landmarks is None:
                 raise FacelmError("training cache has no landmarks", self.datasets[p].cache_dir)
             landmarks[where[order]] = part_landmarks / s
-            for key in self.extra_keys:
-                extra[key][where] = float(self.datasets[p].extra[key])
+            for key in extra:
+                extra[key][where] = self.datasets[p].extra[key].numpy()
         return {"image": torch.from_numpy(images).permute(0, 3, 1, 2), "landmarks": torch.from_numpy(landmarks),
                 "index": torch.from_numpy(rows), **{key: torch.from_numpy(v) for key, v in extra.items()}}
 

@@ -34,6 +34,7 @@ from tqdm import tqdm
 
 from facelm.atomic import atomic_dir, write_json
 from facelm.errors import FacelmError
+from facelm.layout import cache_name
 from facelm.data.folder import ANNOT_NAME, imread_rgb, open_folder
 from facelm.data.gamma import GAMMA_MODES
 from facelm.data.limits import positive_int
@@ -45,11 +46,6 @@ LANDMARKS_FILE = "landmarks.npy"
 META_FILE = "meta.json"
 #: Images decoded per worker task (bounds the memory held in flight: ~64 x 384 x 384 x 3 bytes).
 CHUNK = 64
-
-
-def cache_dir_name(gamma: float, gamma_mode: str, size: int) -> str:
-    """``g<gamma>_<mode>_s<size>``, the folder name of one cache variant."""
-    return f"g{float(gamma):g}_{gamma_mode}_s{int(size)}"
 
 
 def _check_params(gamma: float, gamma_mode: str, size: int) -> None:
@@ -233,9 +229,9 @@ def ensure_cache(
     index: str | os.PathLike | None = None,
     workers: int | None = None,
 ) -> Path:
-    """``cache_root / g<gamma>_<mode>_s<size>``, built only when missing or stale."""
+    """``cache_root / g<gamma>_<mode>_s<size>`` (:func:`facelm.layout.cache_name`), built only when missing or stale."""
     _check_params(gamma, gamma_mode, size)
-    out = Path(cache_root) / cache_dir_name(gamma, gamma_mode, size)
+    out = Path(cache_root) / cache_name(float(gamma), gamma_mode, int(size))
     if not cache_is_fresh(folder, out, gamma, gamma_mode, size, index):
         build_cache(folder, out, gamma, gamma_mode, size, index, workers)
     return out

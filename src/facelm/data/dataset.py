@@ -1,8 +1,8 @@
-"""Torch datasets over the image cache (training) and over raw folders (benchmark baseline).
+"""Torch datasets over the image cache, and the loaders whose draws depend only on ``(seed, epoch, index)``.
 
 Items are ``{"image": float32 (3,S,S) 0..255 RGB, "landmarks": float32 (68,2) normalised
 u = x / S, "index": int}``; ``"landmarks"`` is absent for unlabelled data and ``"index"``
-is the row of the sample in its cache (or folder), whatever ``indices`` subset is used.
+is the row of the sample in its cache, whatever ``indices`` subset is used.
 
 Reproducibility: a sample's augmentation is seeded from ``(seed, epoch, index)`` and the
 shuffling order of :func:`make_loader` from ``(seed, epoch)``, so a run gives the same
@@ -23,8 +23,6 @@ from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler, Subset
 from facelm.data.augment import build_augment
 from facelm.data.cache import open_cache
 from facelm.errors import FacelmError
-from facelm.data.folder import imread_rgb, open_folder
-from facelm.data.preprocess import preprocess_uint8
 
 
 def derive_seed(*values: int) -> int:
@@ -32,8 +30,8 @@ def derive_seed(*values: int) -> int:
     return int(np.random.SeedSequence([int(v) & 0xFFFFFFFF for v in values]).generate_state(1)[0])
 
 
-class _FaceItems(Dataset):
-    """Shared item building: optional augmentation, channels-first float image, normalised points."""
+class FaceItems(Dataset):
+    """Shared item building (the cache's datasets, and the JPEG baseline of ``benchmarks/loader.py``): optional augmentation, channels-first float image, normalised points."""
 
     def __init__(self, size: int, augment: Mapping[str, Any] | None, seed: int):
         self.size = int(size)
@@ -60,7 +58,7 @@ class _FaceItems(Dataset):
         return item
 
 
-class LandmarkDataset(_FaceItems):
+class LandmarkDataset(FaceItems):
     """Samples of one cache folder (its rows read on demand; each worker opens the file on first use).
 
     Only this dataset's rows' landmarks are kept (``rows`` x 68 x 2 float32), so the copies the
@@ -72,9 +70,9 @@ class LandmarkDataset(_FaceItems):
         indices: Sequence[int] | np.ndarray | None = None,
         augment: Mapping[str, Any] | None = None,
         seed: int = 0,
-        extra: Mapping[str, float] | None = None,
+        extra: Mapping[str, float | np.ndarray] | None = None,
     ):
-        """``extra``: constant per-sample values added to every item (e.g. a loss mask of the set)."""
+        """``extra``: values added to every item, the same for each (e.g. the set's per-point loss weights)."""
         cache = open_cache(cache_dir)
         super().__init__(cache.size, augment, seed)
         self.cache_dir = Path(cache_dir)
@@ -88,7 +86,7 @@ class LandmarkDataset(_FaceItems):
         self.rows = rows
         self._landmarks_px = None if cache.landmarks is None else cache.landmarks[rows]  # this dataset's rows, in order
         self._images = cache.images  # ImageRows: reads rows on demand, reopened by each worker
-        self.extra = {k: torch.tensor(float(v)) for k, v in (extra or {}).items()}
+        self.extra = {k: torch.as_tensor(np.asarray(v, np.float32)) for k, v in (extra or {}).items()}
 
     @property
     def labelled(self) -> bool:
@@ -113,38 +111,6 @@ class LandmarkDataset(_FaceItems):
         row = int(self.rows[i])
         landmarks = None if self._landmarks_px is None else self._landmarks_px[i]
         return self._item(self._images[row], landmarks, row) | self.extra
-
-
-class FolderDataset(_FaceItems):
-    """Samples decoded from the JPEGs on every access (the no-cache path; same items as the cache)."""
-
-    def __init__(
-        self,
-        folder: str | os.PathLike,
-        size: int,
-        gamma: float = 1.0,
-        gamma_mode: str = "fixed",
-        augment: Mapping[str, Any] | None = None,
-        seed: int = 0,
-        index: str | os.PathLike | None = None,
-    ):
-        super().__init__(size, augment, seed)
-        self.faces = open_folder(folder, index)
-        self.gamma = float(gamma)
-        self.gamma_mode = gamma_mode
-
-    def __len__(self) -> int:
-        return len(self.faces)
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        raw = imread_rgb(self.faces.path(self.faces.names[i]))
-        image = preprocess_uint8(raw[None], self.size, self.gamma, self.gamma_mode)[0]
-        landmarks = None
-        if self.faces.landmarks is not None:
-            if raw.shape[0] != raw.shape[1]:
-                raise FacelmError(f"image is {raw.shape[1]}x{raw.shape[0]}, not a square crop", self.faces.path(self.faces.names[i]))
-            landmarks = self.faces.landmarks[i] * (self.size / raw.shape[1])
-        return self._item(image, landmarks, i)
 
 
 def set_epoch(dataset: Dataset, epoch: int) -> None:

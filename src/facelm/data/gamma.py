@@ -61,15 +61,6 @@ def gamma_lut(g: float) -> np.ndarray:
     return _cached_lut(g)
 
 
-def apply_gamma(img: np.ndarray, g: float) -> np.ndarray:
-    """Gamma-correct a uint8 image (any shape cv2.LUT accepts) with ``O = I ** (1/g)``."""
-    if img.dtype != np.uint8:
-        raise FacelmError(f"gamma correction needs a uint8 image, got {img.dtype}")
-    if g == 1.0:
-        return img
-    return cv2.LUT(img, gamma_lut(g))
-
-
 def auto_gammas(images: np.ndarray) -> np.ndarray:
     """Per-image gamma mapping the mean luminance to 0.5, for a uint8 (N, H, W, 3) RGB batch (clamped)."""
     mean_rgb = images.reshape(len(images), -1, 3).mean(axis=1, dtype=np.float64)
@@ -80,12 +71,3 @@ def auto_gammas(images: np.ndarray) -> np.ndarray:
 def auto_gamma(img: np.ndarray) -> float:
     """:func:`auto_gammas` of one uint8 (H, W, 3) RGB image."""
     return float(auto_gammas(img[None])[0])
-
-
-def resolve_gamma(img: np.ndarray, gamma: float, mode: str) -> float:
-    """The gamma to use for ``img``: ``gamma`` in mode "fixed", :func:`auto_gamma` in mode "auto"."""
-    if mode == "fixed":
-        return float(gamma)
-    if mode == "auto":
-        return auto_gamma(img)
-    raise FacelmError(f"unknown gamma mode {mode!r} (expected one of {', '.join(GAMMA_MODES)})")

@@ -7,6 +7,7 @@ variants). See :mod:`facelm.models.base` for the input/output contract.
 from facelm.models import asmnet, bfm_net, convnext_dml, hourglass, pfld, slpt, synergy, timm_models  # noqa: F401  (registration)
 from facelm.models._registry import (
     create_model,
+    family_of,
     is_model,
     list_families,
     list_models,
@@ -20,6 +21,7 @@ __all__ = [
     "LandmarkModel",
     "count_params",
     "create_model",
+    "family_of",
     "is_model",
     "list_families",
     "list_models",

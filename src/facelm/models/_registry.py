@@ -8,7 +8,8 @@ A family module defines a builder and registers one-line public variants::
 
 ``create_model(name, **kwargs)`` builds any registered variant; ``list_models()`` lists
 them all, so tests parametrised over ``list_models()`` cover a model the moment it is
-registered. ``default_variant`` maps a family name (``pfld``) to its default variant.
+registered. A variant's family is the module that registers it (:func:`family_of`: ``pfld``,
+``timm_models``...); ``register_family_default`` maps a family name (``pfld``) to its default variant.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from facelm.errors import FacelmError
 
 _MODEL_ENTRYPOINTS: dict[str, Callable[..., nn.Module]] = {}
 _FAMILY_DEFAULTS: dict[str, str] = {}
+_FAMILY_OF: dict[str, str] = {}
 
 
 def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
@@ -30,6 +32,7 @@ def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
     if name in _MODEL_ENTRYPOINTS:
         raise ValueError(f"model {name!r} registered twice")
     _MODEL_ENTRYPOINTS[name] = fn
+    _FAMILY_OF[name] = fn.__module__.rsplit(".", 1)[-1]
     return fn
 
 
@@ -46,6 +49,11 @@ def resolve_name(name: str) -> str:
         return _FAMILY_DEFAULTS[name]
     known = ", ".join(sorted(_MODEL_ENTRYPOINTS))
     raise FacelmError(f"unknown model {name!r}; registered models: {known}")
+
+
+def family_of(name: str) -> str:
+    """The family (registering module's name, e.g. ``timm_models``) of a variant or family name."""
+    return _FAMILY_OF[resolve_name(name)]
 
 
 def is_model(name: str) -> bool:

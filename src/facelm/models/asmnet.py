@@ -10,7 +10,7 @@
   the shape model's main modes (those explaining ~95% of the variance), clipped to
   +-3 sqrt(eigenvalue) and reconstructed. This pulls predictions towards plausible shapes.
   ``fit_priors`` builds the shape model (and the regression's mean shape) from the training
-  landmarks. Pose ground truth: :func:`facelm.models.pose.pose_from_landmarks` on the batch's
+  landmarks. Pose ground truth: :func:`facelm.data.pose.pose_from_landmarks` on the batch's
   (augmented) landmarks. The paper raises the ASM weight during training; here it is constant.
 """
 
@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 
 from facelm.models._registry import register_family_default, register_model
-from facelm.models.base import LandmarkModel, PointLoss
+from facelm.models.base import LandmarkModel, PointLoss, labels_where_weighted, point_weights
 from facelm.models.heads import RegressionHead
 from facelm.models.pose import pose_targets
 from facelm.models.shape_model import ShapeModel
@@ -64,13 +64,14 @@ class ASMNet(LandmarkModel):
         self.shape_model.fit(landmarks)
 
     def loss(self, out: dict, batch: dict, point_loss: PointLoss) -> tuple[torch.Tensor, dict]:
-        target = batch["landmarks"]
+        target, weights = batch["landmarks"], point_weights(batch)
         size = batch["image"].shape[-1]
         with torch.no_grad():
-            asm_points = self.shape_model.regularise(target)
-            pose_gt = pose_targets(target, size)
-        points = point_loss(out["landmarks"], target)
-        asm = point_loss(out["landmarks"], asm_points)
+            shape = labels_where_weighted(batch, out["landmarks"])
+            asm_points = self.shape_model.regularise(shape)
+            pose_gt = pose_targets(shape, size)
+        points = point_loss(out["landmarks"], target, weights=weights)
+        asm = point_loss(out["landmarks"], asm_points, weights=weights)
         pose = (out["pose"] - pose_gt).abs().mean()
         total = points + self.asm_weight * asm + self.pose_weight * pose
         return total, {"points": float(points.detach()), "asm": float(asm.detach()), "pose": float(pose.detach())}

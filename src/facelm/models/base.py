@@ -7,6 +7,11 @@
   (``"heatmaps"``, ``"pose"``, ``"stages"``...) that only their own ``loss`` reads.
 * ``loss(out, batch, point_loss)`` returns ``(total, parts)``; the default is the point
   loss on the final landmarks. ``batch["landmarks"]`` is normalised like the output.
+  ``batch["point_weights"]`` (B, 68), when present, weighs every term that compares with the
+  labels point by point (point, heatmap, offset losses); a point weighing 0 must leave the loss
+  unchanged whatever its label, so targets derived from a whole shape (pose, shape-model
+  projection, boundary maps) take the model's own detached prediction there
+  (:func:`labels_where_weighted`). Absent weights mean 1 everywhere.
 * ``fit_priors(landmarks)`` receives the normalised training landmarks ``(N, 68, 2)``
   before training, for models with data-driven priors (mean shape, PCA shape model);
   priors live in buffers, so they are saved with the weights.
@@ -30,6 +35,20 @@ def mean_shape_normalised() -> torch.Tensor:
     return torch.from_numpy(mean_shape(CHALLENGE_SIZE) / CHALLENGE_SIZE).float()
 
 
+def point_weights(batch: dict) -> torch.Tensor | None:
+    """The batch's per-point loss weights (B, 68), or None (every point weighs 1)."""
+    return batch.get("point_weights")
+
+
+def labels_where_weighted(batch: dict, pred: torch.Tensor) -> torch.Tensor:
+    """The labels where a point has weight, the (detached) prediction where it weighs 0: the input of
+    targets computed from the whole shape, so an unweighted point's label changes none of them."""
+    weights = point_weights(batch)
+    if weights is None:
+        return batch["landmarks"]
+    return torch.where(weights[..., None] > 0, batch["landmarks"], pred.detach())
+
+
 class LandmarkModel(nn.Module):
     """Base class: pixel normalisation, default loss, optional priors."""
 
@@ -46,7 +65,7 @@ class LandmarkModel(nn.Module):
         """Set data-driven priors from normalised training landmarks (N, 68, 2). Default: none."""
 
     def loss(self, out: dict, batch: dict, point_loss: PointLoss) -> tuple[torch.Tensor, dict]:
-        total = point_loss(out["landmarks"], batch["landmarks"])
+        total = point_loss(out["landmarks"], batch["landmarks"], weights=point_weights(batch))
         return total, {"points": float(total.detach())}
 
 

@@ -19,6 +19,11 @@ def cell_centres(n: int, device=None, dtype=torch.float32) -> torch.Tensor:
     return (torch.arange(n, device=device, dtype=dtype) + 0.5) / n
 
 
+def _weighted_mean(per_point: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    """Mean of (B, K) per-landmark terms, each multiplied by its weight first (None: all 1)."""
+    return (per_point if weights is None else per_point * weights).mean()
+
+
 class HeatmapCodec:
     """Gaussian heatmap targets and soft-argmax decoding.
 
@@ -51,12 +56,14 @@ class HeatmapCodec:
         y = (prob.sum(dim=-1) * ys).sum(dim=-1)
         return torch.stack([x, y], dim=-1)
 
-    def heatmap_loss(self, logits: torch.Tensor, landmarks: torch.Tensor) -> torch.Tensor:
-        """Cross-entropy between the Gaussian target and the spatial softmax of ``logits``."""
+    def heatmap_loss(self, logits: torch.Tensor, landmarks: torch.Tensor,
+                     weights: torch.Tensor | None = None) -> torch.Tensor:
+        """Cross-entropy between the Gaussian target and the spatial softmax of ``logits``; ``weights``
+        (B, K) multiply each landmark's term."""
         b, k, h, w = logits.shape
         target = self.encode(landmarks).reshape(b, k, h * w)
         log_prob = F.log_softmax(logits.float().reshape(b, k, h * w), dim=-1)
-        return -(target * log_prob).sum(dim=-1).mean()
+        return _weighted_mean(-(target * log_prob).sum(dim=-1), weights)
 
 
 class HeatmapOffsetCodec(HeatmapCodec):
@@ -89,14 +96,16 @@ class HeatmapOffsetCodec(HeatmapCodec):
         row = torch.div(flat, w, rounding_mode="floor").to(dy.dtype)
         return torch.stack([(col + 0.5 + dx) / w, (row + 0.5 + dy) / h], dim=-1)
 
-    def offset_loss(self, offsets: torch.Tensor, landmarks: torch.Tensor) -> torch.Tensor:
-        """L1 (cell units) between the offsets at each landmark's true cell and the true offsets."""
+    def offset_loss(self, offsets: torch.Tensor, landmarks: torch.Tensor,
+                    weights: torch.Tensor | None = None) -> torch.Tensor:
+        """L1 (cell units) between the offsets at each landmark's true cell and the true offsets;
+        ``weights`` (B, K) multiply each landmark's term."""
         b, k2, h, w = offsets.shape
         cell, tx, ty = self.true_cells(landmarks)
         off = offsets.float().reshape(b, 2, k2 // 2, h * w)
         dx = torch.gather(off[:, 0], 2, cell.unsqueeze(-1)).squeeze(-1)
         dy = torch.gather(off[:, 1], 2, cell.unsqueeze(-1)).squeeze(-1)
-        return ((dx - tx).abs() + (dy - ty).abs()).mean() / 2
+        return _weighted_mean((dx - tx).abs() + (dy - ty).abs(), weights) / 2
 
 
 class RegressionCodec:

@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 
 from facelm.models._registry import register_family_default, register_model
-from facelm.models.base import LandmarkModel, PointLoss
+from facelm.models.base import LandmarkModel, PointLoss, point_weights
 from facelm.models.timm_models import TimmLandmarkModel
 
 
@@ -65,7 +65,7 @@ class ConvNeXtDML(LandmarkModel):
             total = total + own + self.mutual_weight * mutual
             parts[f"peer{k}"] = float(own.detach())
             parts[f"mutual{k}"] = float(mutual.detach()) if others else 0.0
-        parts["points"] = float(point_loss(out["landmarks"], batch["landmarks"]).detach())
+        parts["points"] = float(point_loss(out["landmarks"], batch["landmarks"], weights=point_weights(batch)).detach())
         return total, parts
 
 

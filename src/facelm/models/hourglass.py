@@ -28,7 +28,7 @@ from facelm.models.codecs import HeatmapCodec, cell_centres
 from facelm.landmarks68 import CLOSED_GROUPS, GROUPS
 from facelm.models.losses import adaptive_wing
 from facelm.models._registry import register_family_default, register_model
-from facelm.models.base import LandmarkModel, PointLoss
+from facelm.models.base import LandmarkModel, PointLoss, labels_where_weighted, point_weights
 
 HEATMAP_LOSSES = ("ce", "awing")
 
@@ -154,23 +154,23 @@ class StackedHourglass(LandmarkModel):
             out["edges"] = torch.stack(edges, dim=1)  # (B, stacks, groups, h, w)
         return out
 
-    def _point_heatmap_loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def _point_heatmap_loss(self, logits: torch.Tensor, target: torch.Tensor, weights) -> torch.Tensor:
         codec = HeatmapCodec(logits.shape[-2], logits.shape[-1], self.sigma)
         if self.heatmap_loss_name == "ce":
-            return codec.heatmap_loss(logits, target)
+            return codec.heatmap_loss(logits, target, weights)
         heat = codec.encode(target)
         heat = heat / heat.amax(dim=(-2, -1), keepdim=True).clamp_min(1e-12)
-        return adaptive_wing(torch.sigmoid(logits), heat)
+        return adaptive_wing(torch.sigmoid(logits), heat, weights)
 
     def loss(self, out: dict, batch: dict, point_loss: PointLoss) -> tuple[torch.Tensor, dict]:
-        target = batch["landmarks"]
-        points = point_loss(out["landmarks"], target)
-        heat = sum(self._point_heatmap_loss(logits, target) for logits in out["heatmaps"].unbind(dim=1))
+        target, weights = batch["landmarks"], point_weights(batch)
+        points = point_loss(out["landmarks"], target, weights=weights)
+        heat = sum(self._point_heatmap_loss(logits, target, weights) for logits in out["heatmaps"].unbind(dim=1))
         total = points + self.heatmap_weight * heat
         parts = {"points": float(points.detach()), "heatmap": float(heat.detach())}
         if self.adnet:
             h, w = out["edges"].shape[-2:]
-            edge_target = edge_heatmaps(target, h, w, self.sigma)
+            edge_target = edge_heatmaps(labels_where_weighted(batch, out["landmarks"]), h, w, self.sigma)
             edge = sum(adaptive_wing(torch.sigmoid(e), edge_target) for e in out["edges"].unbind(dim=1))
             total = total + self.heatmap_weight * edge
             parts["edge"] = float(edge.detach())

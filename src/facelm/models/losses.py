@@ -3,7 +3,9 @@
 Models output ``u = x / S``; every loss here first scales the error by 100, so its
 parameters are in **percent of the crop side** (the unit of the challenge's NME x100).
 Each loss returns the batch mean, or per-sample values with ``reduction="none"``
-(the PFLD loss weights samples).
+(the PFLD loss weights samples). ``weights`` (B, 68), a batch's per-point loss weights
+(``batch["point_weights"]``, mmpose's ``keypoint_weights``), multiplies every point's error
+before the mean over the 68 points: a point weighing 0 adds no error and no gradient.
 """
 
 from __future__ import annotations
@@ -22,23 +24,25 @@ PERCENT = 100.0
 PointLoss = Callable[..., torch.Tensor]
 
 
-def _reduce(per_point: torch.Tensor, reduction: str) -> torch.Tensor:
-    """(B, 68) -> batch mean scalar, or (B,) per sample."""
+def _reduce(per_point: torch.Tensor, reduction: str, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """(B, 68) -> batch mean scalar, or (B,) per sample; ``weights`` (B, 68) multiply the points first."""
+    if weights is not None:
+        per_point = per_point * weights
     per_sample = per_point.mean(dim=1)
     return per_sample if reduction == "none" else per_sample.mean()
 
 
-def l1(pred, target, reduction="mean"):
-    return _reduce((pred - target).abs().sum(-1) * PERCENT, reduction)
+def l1(pred, target, reduction="mean", weights=None):
+    return _reduce((pred - target).abs().sum(-1) * PERCENT, reduction, weights)
 
 
-def l2(pred, target, reduction="mean"):
-    return _reduce(((pred - target) * PERCENT).pow(2).sum(-1), reduction)
+def l2(pred, target, reduction="mean", weights=None):
+    return _reduce(((pred - target) * PERCENT).pow(2).sum(-1), reduction, weights)
 
 
-def smooth_l1(pred, target, reduction="mean", beta: float = 1.0):
+def smooth_l1(pred, target, reduction="mean", weights=None, beta: float = 1.0):
     err = F.smooth_l1_loss(pred * PERCENT, target * PERCENT, reduction="none", beta=beta)
-    return _reduce(err.sum(-1), reduction)
+    return _reduce(err.sum(-1), reduction, weights)
 
 
 #: Wing loss (Feng et al. 2018) used w=10, eps=2 px on ~256 px faces; scaled to this crop
@@ -46,12 +50,12 @@ def smooth_l1(pred, target, reduction="mean", beta: float = 1.0):
 WING_W, WING_EPS = 2.0, 0.4
 
 
-def wing(pred, target, reduction="mean", w: float = WING_W, eps: float = WING_EPS):
+def wing(pred, target, reduction="mean", weights=None, w: float = WING_W, eps: float = WING_EPS):
     """log-like near zero (strong gradients for small errors), L1-like for large ones."""
     x = (pred - target).norm(dim=-1) * PERCENT
     c = w - w * math.log(1 + w / eps)
     per_point = torch.where(x < w, w * torch.log1p(x / eps), x - c)
-    return _reduce(per_point, reduction)
+    return _reduce(per_point, reduction, weights)
 
 
 def _curve_tangents(target: torch.Tensor) -> torch.Tensor:
@@ -75,7 +79,8 @@ def _curve_tangents(target: torch.Tensor) -> torch.Tensor:
 ADNET_NORMAL_WEIGHT, ADNET_TANGENT_WEIGHT = 1.0, 0.5
 
 
-def adnet(pred, target, reduction="mean", normal_weight=ADNET_NORMAL_WEIGHT, tangent_weight=ADNET_TANGENT_WEIGHT):
+def adnet(pred, target, reduction="mean", weights=None, normal_weight=ADNET_NORMAL_WEIGHT,
+          tangent_weight=ADNET_TANGENT_WEIGHT):
     """Anisotropic direction loss (Huang et al., ICCV 2021): the error split into the normal and
     tangent directions of each landmark's boundary curve (tangents from the ground truth), each
     component through the Wing function, weighted differently."""
@@ -89,7 +94,7 @@ def adnet(pred, target, reduction="mean", normal_weight=ADNET_NORMAL_WEIGHT, tan
     def wing_of(x):
         return torch.where(x < WING_W, WING_W * torch.log1p(x / WING_EPS), x - c)
 
-    return _reduce(normal_weight * wing_of(e_n) + tangent_weight * wing_of(e_t), reduction)
+    return _reduce(normal_weight * wing_of(e_n) + tangent_weight * wing_of(e_t), reduction, weights)
 
 
 LOSSES: dict[str, PointLoss] = {"l1": l1, "l2": l2, "smooth_l1": smooth_l1, "wing": wing, "adnet": adnet}
@@ -97,19 +102,22 @@ LOSS_NAMES = tuple(LOSSES)
 
 
 def create_loss(name: str) -> PointLoss:
-    """A point loss by name: ``loss(pred, target, reduction="mean"|"none")``."""
+    """A point loss by name: ``loss(pred, target, reduction="mean"|"none", weights=None)``."""
     if name not in LOSSES:
         raise FacelmError(f"unknown loss {name!r}; choose one of {', '.join(LOSS_NAMES)}")
     return LOSSES[name]
 
 
-def adaptive_wing(pred_heat: torch.Tensor, target_heat: torch.Tensor, omega: float = 14.0,
-                  theta: float = 0.5, epsilon: float = 1.0, alpha: float = 2.1) -> torch.Tensor:
-    """Adaptive Wing loss for heatmaps in [0, 1] (Wang et al., ICCV 2019; the paper's defaults)."""
+def adaptive_wing(pred_heat: torch.Tensor, target_heat: torch.Tensor, weights: torch.Tensor | None = None,
+                  omega: float = 14.0, theta: float = 0.5, epsilon: float = 1.0, alpha: float = 2.1) -> torch.Tensor:
+    """Adaptive Wing loss for heatmaps (B, K, H, W) in [0, 1] (Wang et al., ICCV 2019; the paper's
+    defaults); ``weights`` (B, K) multiply each map's loss."""
     y = target_heat
     delta = (pred_heat - y).abs()
     power = alpha - y
     a = omega * (1 / (1 + (theta / epsilon) ** power)) * power * ((theta / epsilon) ** (power - 1)) / epsilon
     c = theta * a - omega * torch.log1p((theta / epsilon) ** power)
     loss = torch.where(delta < theta, omega * torch.log1p((delta / epsilon) ** power), a * delta - c)
+    if weights is not None:
+        loss = loss * weights[..., None, None]
     return loss.mean()

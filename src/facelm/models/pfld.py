@@ -11,7 +11,7 @@
   or down (|pitch| > 20 deg), mouth open (expression), plus "normal". Deviation from the paper:
   the weight is ``1 + that product`` so it never vanishes while the pose branch is still
   untrained (the paper's product alone is ~0 for a well-predicted pose).
-Pose ground truth: :func:`facelm.models.pose.pose_from_landmarks` on the (augmented) batch.
+Pose ground truth: :func:`facelm.data.pose.pose_from_landmarks` on the (augmented) batch.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 
 from facelm.models._registry import register_family_default, register_model
-from facelm.models.base import LandmarkModel, PointLoss
+from facelm.models.base import LandmarkModel, PointLoss, labels_where_weighted, point_weights
 from facelm.models.heads import RegressionHead
 from facelm.models.pose import pose_targets
 
@@ -89,12 +89,12 @@ class PFLD(LandmarkModel):
         self.head.set_reference(landmarks)
 
     def loss(self, out: dict, batch: dict, point_loss: PointLoss) -> tuple[torch.Tensor, dict]:
-        target = batch["landmarks"]
-        per_sample = point_loss(out["landmarks"], target, reduction="none")
+        per_sample = point_loss(out["landmarks"], batch["landmarks"], reduction="none", weights=point_weights(batch))
         size = batch["image"].shape[-1]
         with torch.no_grad():
-            pose_gt = pose_targets(target, size)
-            weights = 1 + attribute_weights(pose_gt, target) * (1 - torch.cos(out["pose"].detach() - pose_gt)).sum(1)
+            shape = labels_where_weighted(batch, out["landmarks"])
+            pose_gt = pose_targets(shape, size)
+            weights = 1 + attribute_weights(pose_gt, shape) * (1 - torch.cos(out["pose"].detach() - pose_gt)).sum(1)
         points = (weights * per_sample).mean()
         pose_loss = (1 - torch.cos(out["pose"] - pose_gt)).sum(1).mean()
         total = points + self.pose_weight * pose_loss

@@ -23,7 +23,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from facelm.models._registry import register_family_default, register_model
-from facelm.models.base import LandmarkModel, PointLoss
+from facelm.models.base import LandmarkModel, PointLoss, point_weights
 from facelm.models.heads import RegressionHead
 
 
@@ -89,8 +89,8 @@ class SLPT(LandmarkModel):
         self.coarse.set_reference(landmarks)
 
     def loss(self, out: dict, batch: dict, point_loss: PointLoss) -> tuple[torch.Tensor, dict]:
-        target = batch["landmarks"]
-        per_stage = [point_loss(pred, target) for pred in out["stages"].unbind(dim=1)]
+        target, weights = batch["landmarks"], point_weights(batch)
+        per_stage = [point_loss(pred, target, weights=weights) for pred in out["stages"].unbind(dim=1)]
         parts = {"coarse": float(per_stage[0].detach())}
         parts.update({f"stage{i}": float(v.detach()) for i, v in enumerate(per_stage[1:], 1)})
         parts["points"] = parts[f"stage{len(per_stage) - 1}"] if len(per_stage) > 1 else parts["coarse"]

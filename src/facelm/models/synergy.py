@@ -30,7 +30,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from facelm.models._registry import register_family_default, register_model
-from facelm.models.base import LandmarkModel, PointLoss
+from facelm.models.base import LandmarkModel, PointLoss, point_weights
 from facelm.models.shape_model import ShapeModel
 
 #: Modes explaining 98% of the aligned 300-W training shapes (ShapeModel.modes_for_variance).
@@ -89,9 +89,9 @@ class SynergyNet2D(LandmarkModel):
         self.shape_model.fit(landmarks)
 
     def loss(self, out: dict, batch: dict, point_loss: PointLoss) -> tuple[torch.Tensor, dict]:
-        target = batch["landmarks"]
-        points = point_loss(out["landmarks"], target)
-        coarse = point_loss(out["coarse"], target)
+        target, weights = batch["landmarks"], point_weights(batch)
+        points = point_loss(out["landmarks"], target, weights=weights)
+        coarse = point_loss(out["coarse"], target, weights=weights)
         reprojected = self.shape_model.reconstruct(self.shape_model.project(out["landmarks"]), out["pose"])
         consistency = point_loss(reprojected, out["coarse"])
         total = points + coarse + self.consistency_weight * consistency

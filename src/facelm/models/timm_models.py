@@ -21,7 +21,7 @@ import torch.nn as nn
 from facelm.errors import FacelmError
 
 from facelm.models._registry import register_model
-from facelm.models.base import LandmarkModel, PointLoss
+from facelm.models.base import LandmarkModel, PointLoss, point_weights
 from facelm.models.heads import HeatmapHead, RegressionHead
 
 HEADS = ("heatmap", "heatmap_offset", "regression")
@@ -95,21 +95,22 @@ class TimmLandmarkModel(LandmarkModel):
             self.head.set_reference(landmarks)
 
     def loss(self, out: dict, batch: dict, point_loss: PointLoss) -> tuple[torch.Tensor, dict]:
+        weights = point_weights(batch)
         if self.head_type == "regression":
-            points = point_loss(out["landmarks"], batch["landmarks"])
+            points = point_loss(out["landmarks"], batch["landmarks"], weights=weights)
             return points, {"points": float(points.detach())}
         logits = out["heatmaps"]
         codec = self.head.codec(logits)
         # heatmap_offset: the point loss acts on the soft-argmax, which trains the heatmaps exactly as
         # the heatmap head's (a hard arg-max would send early gradients to offsets of random cells)
         decoded = out["landmarks"] if self.head_type == "heatmap" else codec.decode(logits)
-        points = point_loss(decoded, batch["landmarks"])
-        heat = codec.heatmap_loss(logits, batch["landmarks"])
+        points = point_loss(decoded, batch["landmarks"], weights=weights)
+        heat = codec.heatmap_loss(logits, batch["landmarks"], weights)
         total = points + self.heatmap_weight * heat
         parts = {"points": float(points.detach()), "heatmap": float(heat.detach())}
         if self.head_type == "heatmap_offset":
             # offsets in cell units; / width puts them on the point loss's normalised scale
-            offset = codec.offset_loss(out["offsets"], batch["landmarks"]) / logits.shape[-1]
+            offset = codec.offset_loss(out["offsets"], batch["landmarks"], weights) / logits.shape[-1]
             total = total + offset
             parts["offset"] = float(offset.detach())
         return total, parts

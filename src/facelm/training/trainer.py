@@ -1,11 +1,13 @@
 """Train one model (optionally one fold): plain PyTorch, resumable, deterministic.
 
-AdamW (no decay on norms and biases), cosine schedule with linear warm-up (per step), an
-exponential moving average of the weights (validated and saved), gradient clipping, AMP on
-CUDA, DDP when launched by ``torchrun``. ``last.ckpt`` is written atomically after every
-epoch; a rerun with the same settings continues from it (after a crash or ``kill -9``), and
-because data order and augmentation depend only on ``(seed, epoch, index)`` the resumed run
-ends with the same weights as an uninterrupted one.
+:func:`train_model` reads build -> resume -> loop -> write: the run's training set
+(:class:`facelm.data.training_set.TrainingSet`) and its loader (:mod:`facelm.training.loaders`),
+the train state (:class:`facelm.training.train_state.TrainState`: AdamW, cosine schedule with
+warm-up, EMA, AMP scaler) resumed from ``last.ckpt`` when its settings match, then
+:func:`train_one_epoch` and :func:`validate` (the EMA weights) per epoch, the state saved
+atomically after each. Gradient clipping, AMP on CUDA, DDP when launched by ``torchrun``. Because
+data order and augmentation depend only on ``(seed, epoch, index)``, a run resumed after a crash
+or ``kill -9`` ends with the same weights as an uninterrupted one.
 
 Outputs in the run folder: ``model.pt`` (EMA weights + config), ``metrics.json``,
 ``history.csv``, ``config.json``, and for a fold: ``oof_pred.npy`` / ``oof_rows.npy`` and
@@ -19,7 +21,6 @@ import csv
 import dataclasses
 import hashlib
 import json
-import math
 import os
 import random
 import sys
@@ -30,29 +31,25 @@ from typing import Callable, Protocol
 import numpy as np
 import torch
 import torch.distributed as dist
-from timm.utils import ModelEmaV3
-from torch.utils.data import ConcatDataset, DataLoader
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from facelm import layout
-from facelm.atomic import atomic_open, atomic_path, write_json
-from facelm.data.cache import ensure_cache
-from facelm.models.checkpoint import save_checkpoint
-from facelm.config import Config, ModelSpec, load_config, parse_config
-from facelm.data.batch_augment import build_batch_augment
-from facelm.data.batch_loader import CacheBatches, make_batch_loader
-from facelm.data.dataset import LandmarkDataset, derive_seed, make_loader, set_loader_epoch
+from facelm.atomic import atomic_open, write_json
+from facelm.config import Config, ModelSpec, Train, load_config, parse_config
+from facelm.data.dataset import LandmarkDataset, derive_seed
 from facelm.data.limits import positive_int
+from facelm.data.training_set import POINT_WEIGHTS, TrainingSet
 from facelm.errors import FacelmError
-from facelm.data.folds import make_folds, read_folds
-from facelm.models.losses import create_loss
-from facelm.models.pose import YAW_BINS, pose_from_landmarks, yaw_bin
-from facelm.models.timm_models import HEADS
 from facelm.metrics import nme
-from facelm.models import count_params, create_model, model_size_mb
+from facelm.models import count_params, create_model, family_of, model_size_mb
+from facelm.models.checkpoint import save_checkpoint
+from facelm.models.losses import PointLoss, create_loss
+from facelm.models.timm_models import HEADS
+from facelm.training.loaders import TrainLoader, build_train_loader
+from facelm.training.train_state import TrainState
 
 EpochCallback = Callable[[int, float], None]
-JAW = slice(0, 17)  # the jaw-line points, where 2D and 3D label conventions differ
 
 
 class BatchTeacher(Protocol):
@@ -72,100 +69,27 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-# ----------------------------------------------------------------------------- data
-class RunData:
-    """Caches and datasets of one run: training rows, held-out (OOF) rows, validation."""
+@dataclasses.dataclass(frozen=True)
+class Process:
+    """Where this process trains: its device, and its rank among ``world`` DDP processes."""
 
-    def __init__(self, config: Config, fold: int | None, size: int, seed: int, jaw_convention: str = "any",
-                 pose_balance: float = 0.0):
-        pre = config.preprocess
-        self.options = [config.train_set_options.get(entry, {}) for entry in config.train_sets]
-        self.jaw_convention = jaw_convention
-        self.pose_balance = pose_balance
-        self.sets: list[LandmarkDataset] = []
-        for entry in config.train_sets:
-            key = layout.dataset_key(entry)
-            index = layout.check_index(config, key)
-            cache = ensure_cache(layout.dataset_folder(config, entry), layout.cache_root(config, key),
-                                 pre.gamma, pre.gamma_mode, size, index if index.exists() else None)
-            self.sets.append(LandmarkDataset(cache))
-            if not self.sets[-1].labelled:
-                raise FacelmError("training set has no labels (annot.pkl)", layout.dataset_folder(config, entry))
-        self.offsets = np.cumsum([0] + [len(d) for d in self.sets])
-        n_rows = int(self.offsets[-1])
-        if fold is None:
-            self.train_rows, self.oof_rows = np.arange(n_rows), np.arange(0)
-        else:
-            fold_of_row = self._fold_of_rows(config, n_rows)
-            if not 0 <= fold < config.folds.k:
-                raise FacelmError(f"fold {fold} is outside 0..{config.folds.k - 1}")
-            self.train_rows = np.flatnonzero(fold_of_row != fold)
-            self.oof_rows = np.flatnonzero(fold_of_row == fold)
-        val_entry = config.splits.val
-        val_key = layout.dataset_key(val_entry)
-        val_index = layout.check_index(config, val_key)
-        val_cache = ensure_cache(layout.dataset_folder(config, val_entry), layout.cache_root(config, val_key),
-                                 pre.gamma, pre.gamma_mode, size, val_index if val_index.exists() else None)
-        self.val = LandmarkDataset(val_cache)
-        self.augment = config.augment
-        self.seed = seed
+    device: torch.device
+    rank: int = 0
+    world: int = 1
 
-    @staticmethod
-    def _fold_of_rows(config: Config, n_rows: int) -> np.ndarray:
-        path = layout.folds_csv(config)
-        if path.exists():
-            table = read_folds(path)
-            if len(table) != n_rows:
-                raise FacelmError(f"folds file has {len(table)} rows but the train sets have {n_rows}; rerun `facelm folds`", path)
-            return table["fold"].to_numpy()
-        return make_folds(n_rows, config.folds.k, config.seed)
+    @classmethod
+    def current(cls) -> "Process":
+        world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
+        if world > 1 and not dist.is_initialized():
+            dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        # LOCAL_RANK picks this process's GPU, unless it sees only its own (a GPU slot, facelm.training.gpu_slot)
+        device = (torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0)) % torch.cuda.device_count()}")
+                  if torch.cuda.is_available() else torch.device("cpu"))
+        return cls(device, rank, world)
 
-    def subset(self, rows: np.ndarray, augment: bool) -> ConcatDataset:
-        """The datasets of ``rows``; for training (``augment``) each row as many times as its set's
-        ``repeat`` times its pose copies (:meth:`pose_copies`), each copy differently augmented, and,
-        under a jaw convention, with its set's ``jaw_mask`` (0: another convention)."""
-        parts = []
-        copies = self.pose_copies(rows) if augment else np.ones(len(rows), np.int64)
-        for i, base in enumerate(self.sets):
-            in_set = (rows >= self.offsets[i]) & (rows < self.offsets[i + 1])
-            local = rows[in_set] - self.offsets[i]
-            if not len(local):
-                continue
-            if not augment:
-                parts.append(LandmarkDataset(base.cache_dir, local, None, self.seed))
-                continue
-            convention = self.options[i].get("convention", "unspecified")
-            extra = None
-            if self.jaw_convention != "any":
-                extra = {"jaw_mask": float(convention in ("unspecified", self.jaw_convention))}
-            row_copies = copies[in_set] * self.options[i].get("repeat", 1)
-            for copy_no in range(int(row_copies.max())):
-                parts.append(LandmarkDataset(base.cache_dir, local[row_copies > copy_no], self.augment,
-                                             self.seed + copy_no, extra))
-        return ConcatDataset(parts)
-
-    def pose_copies(self, rows: np.ndarray) -> np.ndarray:
-        """Copies per epoch of each row under ``train.pose_balance``: rows whose label yaw falls in a
-        rarer bin (0-30, 30-60, 60-90 degrees) appear ``round((n_largest / n_bin) ** pose_balance)``
-        times (at most 8), so turned faces are not drowned by frontal ones."""
-        if self.pose_balance <= 0 or not len(rows):
-            return np.ones(len(rows), np.int64)
-        landmarks_px = self.landmarks_norm(rows) * 384.0
-        yaw = np.abs(np.degrees(pose_from_landmarks(landmarks_px, 384.0)[:, 0]))
-        bins = yaw_bin(yaw)
-        counts = np.bincount(bins, minlength=len(YAW_BINS)).astype(np.float64)
-        per_bin = np.ones_like(counts)
-        present = counts > 0
-        per_bin[present] = np.round((counts.max() / counts[present]) ** self.pose_balance)
-        return np.clip(per_bin, 1, 8).astype(np.int64)[bins]
-
-    def landmarks_norm(self, rows: np.ndarray) -> np.ndarray:
-        return np.concatenate([d.landmarks_norm() for d in self.sets])[rows]
-
-    def source_size(self, rows: np.ndarray) -> np.ndarray:
-        """Source crop side of every row (to map normalised points to the original frame)."""
-        sizes = np.concatenate([np.full(len(d), d.source_size) for d in self.sets])
-        return sizes[rows].astype(np.float32)
+    def log(self, message: str) -> None:
+        if self.rank == 0:
+            print(message, file=sys.stderr)
 
 
 @torch.no_grad()
@@ -177,32 +101,10 @@ def predict_normalised(model: torch.nn.Module, dataset, batch_size: int, workers
     return np.concatenate(out) if out else np.zeros((0, 68, 2), np.float32)
 
 
-def mask_jaw(target: torch.Tensor, pred: torch.Tensor, jaw_mask: torch.Tensor) -> torch.Tensor:
-    """Targets whose jaw points (0-16) are the model's own (detached) prediction where ``jaw_mask``
-    is 0: a label of another convention then adds no point error (and no gradient) there."""
-    keep = jaw_mask.view(-1, 1, 1).bool()
-    jaw = torch.where(keep, target[:, JAW], pred[:, JAW].detach())
-    return torch.cat([jaw, target[:, JAW.stop:]], dim=1)
-
-
-# ----------------------------------------------------------------------------- optimisation
-def make_optimizer(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
-    decay, no_decay = [], []
-    for param in model.parameters():
-        if param.requires_grad:
-            (no_decay if param.ndim <= 1 else decay).append(param)
-    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=lr)
-
-
-def make_scheduler(optimizer, warmup_steps: int, total_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
-    def factor(step: int) -> float:
-        if step < warmup_steps:
-            return (step + 1) / warmup_steps
-        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+def validate(model: torch.nn.Module, val: LandmarkDataset, device) -> float:
+    """NME x100 (/384 of the source crop) of ``model`` on the validation set."""
+    pred = predict_normalised(model, val, 64, 0, device) * val.source_size
+    return 100 * float(nme(pred, val.landmarks_norm() * val.source_size).mean())
 
 
 def fingerprint(config: Config, entry: ModelSpec, fold: int | None, teacher_key: str | None = None) -> str:
@@ -216,166 +118,129 @@ def fingerprint(config: Config, entry: ModelSpec, fold: int | None, teacher_key:
     return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _distributed() -> tuple[bool, int, int]:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    return world > 1, int(os.environ.get("RANK", "0")), world
+@dataclasses.dataclass(frozen=True)
+class StepLoss:
+    """The loss of a step: the model's own loss on the labels (weighted by the samples' point weights),
+    with a ``teacher`` ``(1 - w) * loss(labels) + w * loss(teacher's points)``, ``w = distill.weight``
+    (knowledge distillation, :mod:`facelm.training.distill`; the teacher labels every point, so its
+    term is unweighted)."""
+
+    model: torch.nn.Module
+    point_loss: PointLoss
+    teacher: BatchTeacher | None = None
+    taught: float = 0.0
+
+    def __call__(self, out: dict, batch: dict) -> torch.Tensor:
+        total, _ = self.model.loss(out, batch, self.point_loss)
+        if self.teacher is None:
+            return total
+        labels = {k: v for k, v in batch.items() if k != POINT_WEIGHTS}
+        from_teacher, _ = self.model.loss(out, {**labels, "landmarks": self.teacher(batch["image"])}, self.point_loss)
+        return (1 - self.taught) * total + self.taught * from_teacher
 
 
 # ----------------------------------------------------------------------------- training
-def train_model(config: Config, model_entry: ModelSpec, fold: int | None, out_dir: str | os.PathLike,
-                on_epoch: EpochCallback | None = None, teacher: BatchTeacher | None = None) -> dict:
-    """Train ``model_entry`` on ``fold`` (None = all rows) into ``out_dir``; returns metrics.json's dict.
+def train_one_epoch(state: TrainState, net: torch.nn.Module, loader: TrainLoader, step_loss: StepLoss, cfg: Train,
+                    process: Process, seed: int, clock: "PhaseClock", desc: str) -> float:
+    """One pass over ``loader``: forward, loss, backward, clipped step, schedule, EMA; the mean loss."""
+    loader.set_epoch(state.epoch)
+    net.train()
+    use_amp = state.scaler.is_enabled()
+    loss_sum = torch.zeros((), device=process.device)
+    bar = tqdm(loader.batches, desc=desc, leave=False, disable=process.rank != 0 or None, file=sys.stderr)
+    clock.lap("other")
+    for batch in bar:
+        clock.lap("data wait")
+        batch = {k: v.to(process.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+        if loader.on_device is not None:
+            draws = torch.Generator().manual_seed(derive_seed(seed, state.epoch, state.step))
+            batch["image"], batch["landmarks"] = loader.on_device(batch["image"], batch["landmarks"], draws,
+                                                                  process.rank, process.world)
+        # float (uint8 from the batch paths) and channels-last: the batch paths' own layout, and on a CPU
+        # oneDNN's convolutions train mobilenetv3_small_100 at 128 px about 1.5x faster than in NCHW
+        batch["image"] = batch["image"].float().contiguous(memory_format=torch.channels_last)
+        clock.lap("to device + batch augment")
+        with torch.autocast(process.device.type, enabled=use_amp):
+            out = net(batch["image"])
+        total = step_loss({k: v.float() for k, v in out.items()}, batch)
+        state.optimizer.zero_grad(set_to_none=True)
+        state.scaler.scale(total).backward()
+        if cfg.grad_clip > 0:
+            state.scaler.unscale_(state.optimizer)
+            torch.nn.utils.clip_grad_norm_(state.model.parameters(), cfg.grad_clip)
+        state.scaler.step(state.optimizer)
+        state.scaler.update()
+        state.scheduler.step()
+        state.step += 1
+        clock.lap("compute")
+        state.ema.update(state.model, step=state.step)
+        loss_sum += total.detach()  # no per-step device sync; the bar shows the loss every 20 steps
+        if state.step % 20 == 0:
+            bar.set_postfix(loss=f"{float(total.detach()):.3f}")
+        clock.lap("EMA + logging")
+    return float(loss_sum) / len(loader)
 
-    With a ``teacher`` the loss is ``(1 - w) * loss(ground truth) + w * loss(teacher's points)``,
-    ``w = config.distill.weight`` (knowledge distillation, :mod:`facelm.training.distill`)."""
-    clock = PhaseClock()
-    out_dir = Path(out_dir)
-    cfg = config.train_for(model_entry)
-    seed = config.seed
-    distributed, rank, world = _distributed()
-    # LOCAL_RANK picks this process's GPU, unless it sees only its own (a GPU slot, facelm.training.gpu_slot)
-    device = (torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0)) % torch.cuda.device_count()}")
-              if torch.cuda.is_available() else torch.device("cpu"))
-    seed_everything(seed)
 
-    model = create_model(model_entry.name, **model_entry.kwargs)
+def build_model(config: Config, entry: ModelSpec) -> tuple[torch.nn.Module, float, int]:
+    """The untrained model of ``entry``, its float32 MB and parameter count; refused over ``budget_mb``."""
+    model = create_model(entry.name, **entry.kwargs)
     size_mb, params = model_size_mb(model), count_params(model)
     if size_mb > config.budget_mb:
-        raise FacelmError(f"model {model_entry.id} is {size_mb:.2f} MB, over the budget of {config.budget_mb} MB")
+        raise FacelmError(f"model {entry.id} is {size_mb:.2f} MB, over the budget of {config.budget_mb} MB")
+    return model, size_mb, params
 
-    data = RunData(config, fold, cfg.size, seed, cfg.jaw_convention, cfg.pose_balance)
-    model.fit_priors(data.landmarks_norm(data.train_rows))
-    model.to(device)
-    # augment.backend batch: raw uint8 batches from the cache, augmented as batches: on a GPU by tensor
-    # operations on the device, on a CPU by OpenCV in the DataLoader workers (same draws; see batch_augment)
-    executor = "torch" if device.type == "cuda" else "opencv"
-    on_device = build_batch_augment(config.augment, cfg.size, executor) if config.augment.backend == "batch" else None
-    train_set = data.subset(data.train_rows, augment=on_device is None)
-    batch_size = min(cfg.batch_size, len(train_set))
-    if on_device is None:  # per sample (albumentations) in the workers; under DDP each process loads its share
-        loader = make_loader(train_set, batch_size, True, cfg.workers, seed, drop_last=True, rank=rank, world=world)
-    else:
-        batches = CacheBatches(train_set.datasets, batch_size, True, seed, drop_last=True, rank=rank, world=world)
-        if executor == "opencv" and cfg.workers > 0:
-            loader, on_device = make_batch_loader(batches, on_device, cfg.workers, seed), None
-        else:
-            loader = batches
-    steps_per_epoch = len(loader)
-    # the same lr as one process: DDP averages the processes' gradients into the global batch's
-    optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay)
-    scheduler = make_scheduler(optimizer, int(cfg.warmup_epochs * steps_per_epoch), cfg.epochs * steps_per_epoch)
-    ema = ModelEmaV3(model, decay=cfg.ema_decay, use_warmup=True)
-    use_amp = cfg.amp and device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) if distributed else model
-    point_loss = create_loss(cfg.loss)
+
+def train_model(config: Config, model_entry: ModelSpec, fold: int | None, out_dir: str | os.PathLike,
+                on_epoch: EpochCallback | None = None, teacher: BatchTeacher | None = None) -> dict:
+    """Train ``model_entry`` on ``fold`` (None = all rows) into ``out_dir``; returns metrics.json's dict
+    (empty on a DDP process other than rank 0). ``teacher``: distil from it (:class:`StepLoss`)."""
+    clock, out_dir, cfg, process = PhaseClock(), Path(out_dir), config.train_for(model_entry), Process.current()
+    seed_everything(config.seed)
+    model, size_mb, params = build_model(config, model_entry)  # build
+    training = TrainingSet(config, fold, cfg)
+    model.fit_priors(training.landmarks_norm(training.train_rows))
+    model.to(process.device)
+    loader = build_train_loader(training, config.augment, cfg, process.device, config.seed, process.rank, process.world)
+    state = TrainState.build(model, cfg, len(loader), cfg.amp and process.device.type == "cuda")
+    net = model if process.world == 1 else torch.nn.parallel.DistributedDataParallel(
+        model, device_ids=[process.device.index] if process.device.type == "cuda" else None)
     if teacher is not None:
-        teacher = teacher.to(device)
-    taught = config.distill.weight if teacher is not None else 0.0
-
-    ckpt_path = out_dir / "last.ckpt"
-    print_ = (lambda *a: print(*a, file=sys.stderr)) if rank == 0 else (lambda *a: None)
+        teacher = teacher.to(process.device)
+    step_loss = StepLoss(model, create_loss(cfg.loss), teacher, config.distill.weight if teacher is not None else 0.0)
+    ckpt_path = layout.run_file(out_dir, "checkpoint")
     key = fingerprint(config, model_entry, fold, teacher.key if teacher is not None else None)
-    start_epoch, history, step = 0, [], 0
-    if ckpt_path.exists():
-        try:  # weights_only: a checkpoint is a file like any other, and loading it must run no code
-            state = torch.load(ckpt_path, map_location=device, weights_only=True)
-        except Exception as err:  # noqa: BLE001 -- any failure to parse it means it cannot be resumed from
-            raise FacelmError(f"cannot resume from this checkpoint ({type(err).__name__}); delete it to start over",
-                              ckpt_path) from None
-        if isinstance(state, dict) and state.get("fingerprint") == key:
-            model.load_state_dict(state["model"])
-            ema.module.load_state_dict(state["ema"])
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            scaler.load_state_dict(state["scaler"])
-            torch.set_rng_state(state["rng_torch"])
-            name, keys, *rest = state["rng_numpy"]
-            np.random.set_state((name, np.asarray(keys, np.uint32), *rest))
-            random.setstate(state["rng_python"])
-            start_epoch, history, step = state["epoch"] + 1, state["history"], state["step"]
-            print_(f"resuming {out_dir} after epoch {start_epoch}")
-        else:
-            print_(f"ignoring {ckpt_path}: it was made with other settings")
-
-    train_images, train_seconds = 0, 0.0
+    if state.resume(ckpt_path, key, process.device):  # resume
+        process.log(f"resuming {out_dir} after epoch {state.epoch}")
+    elif ckpt_path.exists():
+        process.log(f"ignoring {ckpt_path}: it was made with other settings")
+    trained_images, trained_seconds = 0, 0.0
     clock.lap("startup")
-    for epoch in range(start_epoch, cfg.epochs):
-        set_loader_epoch(loader, epoch)
-        net.train()
-        started, loss_sum = time.perf_counter(), torch.zeros((), device=device)
-        bar = tqdm(loader, desc=f"{model_entry.id} epoch {epoch + 1}/{cfg.epochs}", leave=False,
-                   disable=rank != 0 or None, file=sys.stderr)
-        clock.lap("other")
-        for batch in bar:
-            clock.lap("data wait")
-            batch = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
-            if on_device is not None:
-                draws = torch.Generator().manual_seed(derive_seed(seed, epoch, step))
-                batch["image"], batch["landmarks"] = on_device(batch["image"], batch["landmarks"], draws, rank, world)
-            # float (uint8 from the batch paths) and channels-last: the batch paths' own layout, and on a CPU
-            # oneDNN's convolutions train mobilenetv3_small_100 at 128 px about 1.5x faster than in NCHW
-            batch["image"] = batch["image"].float().contiguous(memory_format=torch.channels_last)
-            clock.lap("to device + batch augment")
-            with torch.autocast(device.type, enabled=use_amp):
-                out = net(batch["image"])
-            out = {k: v.float() for k, v in out.items()}
-            if "jaw_mask" in batch:
-                batch = {**batch, "landmarks": mask_jaw(batch["landmarks"], out["landmarks"], batch["jaw_mask"])}
-            total, _ = model.loss(out, batch, point_loss)
-            if teacher is not None:
-                from_teacher, _ = model.loss(out, {**batch, "landmarks": teacher(batch["image"])}, point_loss)
-                total = (1 - taught) * total + taught * from_teacher
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(total).backward()
-            if cfg.grad_clip > 0:
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
-            step += 1
-            clock.lap("compute")
-            ema.update(model, step=step)
-            loss_sum += total.detach()  # no per-step device sync; the bar shows the loss every 20 steps
-            if step % 20 == 0:
-                bar.set_postfix(loss=f"{float(total.detach()):.3f}")
-            clock.lap("EMA + logging")
+    for epoch in range(state.epoch, cfg.epochs):  # loop
+        started = time.perf_counter()
+        train_loss = train_one_epoch(state, net, loader, step_loss, cfg, process, config.seed, clock,
+                                     f"{model_entry.id} epoch {epoch + 1}/{cfg.epochs}")
         seconds = time.perf_counter() - started
-        train_images += steps_per_epoch * batch_size
-        train_seconds += seconds
-        train_loss = float(loss_sum) / steps_per_epoch
-        validate = ((epoch + 1) % cfg.val_every == 0 or epoch + 1 == cfg.epochs) and rank == 0
-        val_nme = float("nan")
-        if validate:
-            val_nme = 100 * float(nme(predict_normalised(ema.module, data.val, 64, 0, device) * data.val.source_size,
-                                      data.val.landmarks_norm() * data.val.source_size).mean())
+        trained_images, trained_seconds = trained_images + len(loader) * loader.batch_size, trained_seconds + seconds
+        validated = ((epoch + 1) % cfg.val_every == 0 or epoch + 1 == cfg.epochs) and process.rank == 0
+        val_nme = validate(state.ema.module, training.val, process.device) if validated else float("nan")
         clock.lap("validation")
-        history.append({"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "train_loss": train_loss,
-                        "val_nme_384": val_nme, "seconds": seconds})
-        print_(f"epoch {epoch + 1}/{cfg.epochs}: loss {train_loss:.4f}  val NME {val_nme:.3f}  ({seconds:.1f} s)")
-        if rank == 0:
-            with atomic_path(ckpt_path) as tmp:
-                torch.save({"fingerprint": key, "epoch": epoch, "step": step, "history": history,
-                            "model": model.state_dict(), "ema": ema.module.state_dict(),
-                            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                            "scaler": scaler.state_dict(), "rng_torch": torch.get_rng_state(),
-                            "rng_numpy": [v.tolist() if isinstance(v, np.ndarray) else v for v in np.random.get_state()],
-                            "rng_python": random.getstate()}, tmp)
+        state.history.append({"epoch": epoch + 1, "lr": state.optimizer.param_groups[0]["lr"],
+                              "train_loss": train_loss, "val_nme_384": val_nme, "seconds": seconds})
+        state.epoch = epoch + 1
+        process.log(f"epoch {epoch + 1}/{cfg.epochs}: loss {train_loss:.4f}  val NME {val_nme:.3f}  ({seconds:.1f} s)")
+        if process.rank == 0:
+            state.save(ckpt_path, key)
         clock.lap("checkpoint")
-        if on_epoch is not None and validate:
+        if on_epoch is not None and validated:
             on_epoch(epoch, val_nme)
         clock.lap("other")
-
-    if distributed:
+    if process.world > 1:
         dist.destroy_process_group()
-    if rank != 0:
+    if process.rank != 0:
         return {}
-    extra = teacher.record | {"distill_weight": taught} if teacher is not None else {}
-    return _write_outputs(config, model_entry, fold, out_dir, ema.module, data, history, cfg, size_mb, params,
-                          train_images / train_seconds if train_seconds else None, clock, extra)
+    extra = training.epoch_summary() | (teacher.record | {"distill_weight": step_loss.taught} if teacher is not None else {})
+    return _write_outputs(config, model_entry, fold, out_dir, state.ema.module, training, state.history, cfg,  # write
+                          size_mb, params, trained_images / trained_seconds if trained_seconds else None, clock, extra)
 
 
 class PhaseClock:
@@ -398,11 +263,11 @@ class PhaseClock:
         return {name: round(value, 2) for name, value in self.seconds.items()}
 
 
-def _write_outputs(config, entry, fold, out_dir, model, data, history, cfg, size_mb, params, img_s, clock,
-                   extra: dict) -> dict:
+def _write_outputs(config, entry, fold, out_dir, model, training: TrainingSet, history, cfg, size_mb, params, img_s,
+                   clock, extra: dict) -> dict:
     model = copy.deepcopy(model).cpu().eval()
-    val_pred = predict_normalised(model, data.val, 64, 0, "cpu") * data.val.source_size
-    val_gt = data.val.landmarks_norm() * data.val.source_size
+    val_pred = predict_normalised(model, training.val, 64, 0, "cpu") * training.val.source_size
+    val_gt = training.val.landmarks_norm() * training.val.source_size
     metrics = {
         "model": entry.id, "fold": fold, "epochs": cfg.epochs, "size": cfg.size,
         "val_nme_384": 100 * float(nme(val_pred, val_gt).mean()),
@@ -411,35 +276,34 @@ def _write_outputs(config, entry, fold, out_dir, model, data, history, cfg, size
         **extra,
     }
     if fold is not None:
-        oof_set = data.subset(data.oof_rows, augment=False)
-        scale = data.source_size(data.oof_rows)[:, None, None]
-        oof_pred = predict_normalised(model, oof_set, 64, 0, "cpu") * scale
-        oof_gt = data.landmarks_norm(data.oof_rows) * scale
+        scale = training.source_size(training.oof_rows)[:, None, None]
+        oof_pred = predict_normalised(model, training.eval_view(training.oof_rows), 64, 0, "cpu") * scale
+        oof_gt = training.landmarks_norm(training.oof_rows) * scale
         metrics["oof_nme_384"] = 100 * float(nme(oof_pred, oof_gt).mean())
-        _save_npy(out_dir / "oof_pred.npy", oof_pred.astype(np.float32))
-        _save_npy(out_dir / "oof_rows.npy", data.oof_rows.astype(np.int64))
-    _save_npy(out_dir / "val_pred.npy", val_pred.astype(np.float32))
+        _save_npy(layout.run_file(out_dir, "oof_pred"), oof_pred.astype(np.float32))
+        _save_npy(layout.run_file(out_dir, "oof_rows"), training.oof_rows.astype(np.int64))
+    _save_npy(layout.run_file(out_dir, "val_pred"), val_pred.astype(np.float32))
     meta = {"input_size": cfg.size, "gamma": config.preprocess.gamma,
             "gamma_mode": config.preprocess.gamma_mode, "size_mb": size_mb, "params": params,
             "config": config.to_dict(), "model_entry": entry.to_dict(), "fold": fold, "val_nme_384": metrics["val_nme_384"]}
-    save_checkpoint(out_dir / "model.pt", model, meta)
-    with atomic_open(out_dir / "history.csv", "w", newline="") as handle:
+    save_checkpoint(layout.run_file(out_dir, "model"), model, meta)
+    with atomic_open(layout.run_file(out_dir, "history"), "w", newline="") as handle:
         writer = csv.DictWriter(handle, ["epoch", "lr", "train_loss", "val_nme_384", "seconds"])
         writer.writeheader()
         writer.writerows(history)
-    write_json(out_dir / "config.json", {"config": config.to_dict(), "model_entry": entry.to_dict(), "fold": fold})
+    write_json(layout.run_file(out_dir, "config"), {"config": config.to_dict(), "model_entry": entry.to_dict(), "fold": fold})
     clock.lap("final outputs")
     metrics["phase_seconds"] = clock.summary()
     print("time per phase (s): " + ", ".join(f"{k} {v:.1f}" for k, v in metrics["phase_seconds"].items()),
           file=sys.stderr)
-    write_json(out_dir / "metrics.json", metrics)
+    write_json(layout.run_file(out_dir, "metrics"), metrics)
     return metrics
 
 
 def _previous_speed(out_dir: Path):
     """A rerun with nothing left to train keeps the speed measured when it did train."""
     try:
-        return json.loads((out_dir / "metrics.json").read_text()).get("train_img_s")
+        return json.loads(layout.run_file(out_dir, "metrics").read_text()).get("train_img_s")
     except (OSError, ValueError):
         return None
 
@@ -452,13 +316,11 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
 # ----------------------------------------------------------------------------- CLI
 def short_form_config(args) -> tuple[Config, ModelSpec]:
     """``--data/--val/--backbone ...`` -> a full config and model entry (schema defaults elsewhere)."""
-    from facelm.models import resolve_name, timm_models
-
     data = [str(Path(d).resolve()) for d in args.data]
     val = str(Path(args.val).resolve())
     kwargs = {}
     if args.head:
-        if not hasattr(timm_models, resolve_name(args.backbone)):
+        if family_of(args.backbone) != "timm_models":
             raise FacelmError(f"--head applies to timm backbones; {args.backbone} has its own head")
         kwargs["head"] = args.head
     train = {k: v for k, v in {"epochs": args.epochs, "size": args.size, "loss": args.loss, "lr": args.lr,

@@ -200,6 +200,6 @@ def main(args) -> int:
         print(f"best trial {best['number']}: val NME {best['value']} params {best['params']} -> {args.best}")
         return 0
     summary = run_worker(config, args.worker, url)
-    write_json(layout.optuna_dir(config) / f"worker{args.worker}.done", summary)
+    write_json(layout.tune_done(config, args.worker), summary)
     print(f"study {summary['study']} in {shown(url)}: {summary['trials']}")
     return 0

@@ -6,7 +6,7 @@ import numpy as np
 
 from facelm.data.annot import load_annot
 from facelm.landmarks68 import flip_horizontal, mean_shape, yaw_proxy
-from facelm.models.pose import pose_from_landmarks
+from facelm.data.pose import pose_from_landmarks
 
 
 def test_frontal_mean_shape_is_near_zero():
