@@ -69,7 +69,7 @@ def test_every_loss_term_honours_the_point_weights(name):
     """A point weighing 0 leaves the loss unchanged whatever its label (every term: points, heatmaps,
     offsets, pose and shape-model targets); weights of 1 are the unweighted loss; a weighted point's
     label does change it (so the first check can fail)."""
-    model = create_model(name)
+    model = create_model(name, **_build_kwargs(name))
     batch = _batch()
     model.fit_priors(batch["landmarks"].numpy().repeat(8, axis=0))
     model.train()
