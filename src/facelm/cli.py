@@ -4,7 +4,8 @@ Each sub-command lives in the module that does its work; that module exposes
 ``add_arguments(parser)`` and ``main(args) -> int | None``. Modules are imported only
 when their command runs, so ``facelm --help`` stays fast and a command never pays for
 torch unless it needs it. Expected failures (:class:`FacelmError`, bad arguments, and an
-``OSError`` on a path the user gave) print one line and exit with status 2.
+``OSError`` on a path the user gave) print one line and exit with status 2; Ctrl-C, SIGTERM and SIGHUP
+print one line and exit with 128 + the signal (:mod:`facelm.signals`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import importlib
 import sys
 
 from facelm.errors import FacelmError
+from facelm.signals import Terminated, signals_end_like_ctrl_c
 
 #: command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -80,14 +82,12 @@ def main(argv: list[str] | None = None) -> int:
     if command not in COMMANDS:
         print(f"facelm: error: unknown command {command!r} (see `facelm --help`)", file=sys.stderr)
         return 2
-    module = importlib.import_module(COMMANDS[command][0])
     try:
-        args = build_parser(command).parse_args(rest)
-        if command in GPU_COMMANDS:
-            from facelm.training.gpu_slot import claim_gpu_slot
-
-            claim_gpu_slot()
-        status = module.main(args)
+        with signals_end_like_ctrl_c():
+            status = _run(command, rest)
+    except Terminated as err:
+        print(f"facelm {command}: terminated by {err.name}", file=sys.stderr)
+        return err.exit_status
     except FacelmError as err:
         print(f"facelm {command}: error: {err}", file=sys.stderr)
         return 2
@@ -99,6 +99,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"facelm {command}: interrupted", file=sys.stderr)
         return 130
     return int(status or 0)
+
+
+def _run(command: str, rest: list[str]) -> int | None:
+    module = importlib.import_module(COMMANDS[command][0])
+    args = build_parser(command).parse_args(rest)
+    if command in GPU_COMMANDS:
+        from facelm.training.gpu_slot import claim_gpu_slot
+
+        claim_gpu_slot()
+    return module.main(args)
 
 
 if __name__ == "__main__":
