@@ -29,6 +29,7 @@ import numpy as np
 from facelm.atomic import atomic_open, write_json
 from facelm.challenge.evaluate import evaluate, region_table
 from facelm.data.limits import positive_int
+from facelm.json_input import read_json
 
 
 def ort_ms_per_face(onnx_path: str | os.PathLike, runs: int = 200) -> float:
@@ -63,7 +64,7 @@ def _training_record(model_path: Path) -> dict:
         _, meta = load_model(path)
         config = meta.get("config") or {}
         metrics_path = path.with_name("metrics.json")
-        metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+        metrics = read_json(metrics_path, "metrics file") if metrics_path.is_file() else {}
         entry = meta.get("model_entry") or {}
         train = {**(config.get("train") or {}), **(entry.get("train") or {})}  # the model's own overrides win
         members.append({"model": meta.get("model_entry"), "fold": meta.get("fold"),
