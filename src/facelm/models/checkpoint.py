@@ -101,6 +101,6 @@ def read_ensemble_spec(path: str | os.PathLike) -> tuple[dict, list[tuple[Path, 
         if member_path.resolve() == path.resolve():
             raise FacelmError(f"member {i} ({model}) is this ensemble spec itself", path)
         entries.append((member_path, float(weight)))
-    if not math.isfinite(math.fsum(weight for _, weight in entries)):
+    if not math.isfinite(sum(weight for _, weight in entries)):
         raise FacelmError("the members' weights sum to infinity (they cannot be normalised)", path)
     return spec, entries
