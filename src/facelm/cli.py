@@ -15,7 +15,7 @@ import importlib
 import sys
 
 from facelm.errors import FacelmError
-from facelm.signals import Terminated, signals_end_like_ctrl_c
+from facelm.signals import Terminated, ignore_signals_until_exit, signals_end_like_ctrl_c
 
 #: command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -69,7 +69,7 @@ def build_parser(command: str) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    argv_given, argv = argv, list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(_top_level_help())
         return 0 if argv else 2
@@ -85,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with signals_end_like_ctrl_c():
             status = _run(command, rest)
+        if argv_given is None:
+            ignore_signals_until_exit()
     except Terminated as err:
         print(f"facelm {command}: terminated by {err.name}", file=sys.stderr)
         return err.exit_status

@@ -67,6 +67,13 @@ def signals_end_like_ctrl_c() -> Iterator[None]:
             signal.signal(signum, action)
 
 
+def ignore_signals_until_exit() -> None:
+    """For the process's own entry point once its command has returned: a SIGTERM / SIGHUP during the
+    interpreter's exit must not turn a finished command's status into 'killed' (-15)."""
+    for signum in HANDLED:
+        signal.signal(signum, signal.SIG_IGN)
+
+
 @contextlib.contextmanager
 def deferred() -> Iterator[None]:
     """Hold a handled signal until the block ends: steps that must not be torn apart (the two renames
