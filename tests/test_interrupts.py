@@ -47,7 +47,8 @@ def run_and_kill(argv: list[str], watch: Path | None, spread: float, cwd: Path,
     """Start ``facelm ARGV``; once anything new appears under ``watch`` (or at once when ``watch`` is
     None), wait a random 0..spread s and send ``signum``: SIGKILL to its process group, another signal
     to its main process alone. Returns (killed, seconds from the start to the end of the run); a run
-    ended by SIGTERM or SIGHUP must have exited 128 + signal with one line on stderr."""
+    ended by SIGTERM or SIGHUP must have exited 128 + signal, its stderr ending in one line saying so,
+    without a traceback."""
     before = set()
     if watch is not None:
         watch.mkdir(parents=True, exist_ok=True)
@@ -70,7 +71,8 @@ def run_and_kill(argv: list[str], watch: Path | None, spread: float, cwd: Path,
     if killed and signum != signal.SIGKILL and proc.returncode != 0:
         name = signal.Signals(signum).name
         assert proc.returncode == 128 + signum, f"facelm {argv[0]}: status {proc.returncode} after {name}: {lines}"
-        assert lines == [f"facelm {argv[0]}: terminated by {name}"], lines
+        assert lines[-1:] == [f"facelm {argv[0]}: terminated by {name}"], lines  # after any log lines it wrote
+        assert not any("Traceback" in line for line in lines), lines
     assert killed or proc.returncode == 0, f"facelm {argv[0]} failed with status {proc.returncode}: {lines[-3:]}"
     return killed, time.time() - started
 
