@@ -124,11 +124,12 @@ def fsync_path(path: str | os.PathLike) -> None:
 
 
 def _fsync_tree(root: Path) -> None:
-    """fsync every file under ``root`` (several at once), then every folder, deepest first."""
+    """fsync every file under ``root`` (several at once), then every folder, deepest first (links are not
+    followed: what they point to is not part of the output)."""
     files, folders = [], []
-    for folder, subfolders, names in os.walk(root):
+    for folder, _, names in os.walk(root):
         folders.append(folder)
-        files.extend(os.path.join(folder, name) for name in names)
+        files.extend(path for path in (os.path.join(folder, name) for name in names) if not os.path.islink(path))
     with ThreadPoolExecutor(FSYNC_THREADS) as pool:
         list(pool.map(fsync_path, files))
     for folder in reversed(folders):
