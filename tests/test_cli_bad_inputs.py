@@ -19,6 +19,7 @@ import json
 import os
 import pickle
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -35,7 +36,12 @@ from facelm.data.limits import positive_int
 #:  model (a real, untrained model.pt), trunc_pt, garbage_pt, hostile_pt, garbage_onnx,
 #:  ens_missing (a member without "model"), config (a good config), bad_yaml, unknown_key,
 #:  wrong_type, bad_solution, garbage_zip, solution (a valid one for `test`), test, raw_corrupt,
-#:  raw_huge, run_garbage, run_no_keys, bad_params, garbage_db, file (a plain file)
+#:  raw_huge, run_garbage, run_no_keys, bad_params, garbage_db, file (a plain file); and the limits: latin1 (a
+#:  Latin-1 config), alias_bomb (billion laughs), deep_yaml / deep_json (nested 40 / 100,000 levels), run_deep,
+#:  ens_self (a member naming its own spec), ens_cycle_a (a -> b -> a), ens_inf (weights summing to infinity),
+#:  huge_pt (zip members declaring 6 GiB), hostile5 (hostile at pickle protocol 5), selfref (an annot entry
+#:  holding itself), deep_annot (an entry nested 100,000 deep), long_line (a 100 KB row), zip_bomb (a member
+#:  declaring 3 GiB)
 BAD_INPUTS: dict[str, list[tuple[str, list[str], str | None]]] = {
     "validate-config": [
         ("missing", ["{missing}"], "absent"),
@@ -44,6 +50,14 @@ BAD_INPUTS: dict[str, list[tuple[str, list[str], str | None]]] = {
         ("wrong type", ["{wrong_type}"], "train"),
         ("bad override", ["{config}", "train.epochs=many"], "train.epochs"),
         ("override unknown key", ["{config}", "nope.x=1"], "nope"),
+        ("latin-1 config", ["{latin1}"], "latin1.yaml"),
+        ("override syntax error", ["{config}", "train.epochs=[1"], "train.epochs"),
+        ("override with a python tag", ["{config}", "train.epochs=!!python/object/apply:os.system [touch {marker}]"],
+         "train.epochs"),
+        ("override with a binary tag", ["{config}", "train.epochs=!!binary aGk="], "train.epochs"),
+        ("alias bomb", ["{alias_bomb}"], "alias_bomb.yaml"),
+        ("config nested too deep", ["{deep_yaml}"], "deep.yaml"),
+        ("override key nested too deep", ["{config}", "train" + ".x" * 40 + "=1"], "nested deeper"),
     ],
     "make-demo-data": [
         ("out is a file", ["{file}"], "plain.txt"),
@@ -61,6 +75,9 @@ BAD_INPUTS: dict[str, list[tuple[str, list[str], str | None]]] = {
         ("corrupt image", ["{corrupt}"], "broken.jpg"),
         ("huge header", ["{huge}"], "bomb.jpg"),
         ("hostile annot", ["{hostile}"], "annot.pkl"),
+        ("hostile annot at protocol 5", ["{hostile5}"], "annot.pkl"),
+        ("self-referencing annot", ["{selfref}"], "68x2"),
+        ("deeply nested annot", ["{deep_annot}"], "68x2"),
         ("drop-bad without index", ["{corrupt}", "--drop-bad"], "--index"),
         ("report under a plain file", ["{unlabelled}", "--out", "{file}/r.json"], "plain.txt"),
     ],
@@ -70,6 +87,8 @@ BAD_INPUTS: dict[str, list[tuple[str, list[str], str | None]]] = {
         ("corrupt image", ["{corrupt}", "{out}/c", "--size", "32", "--workers", "0"], "broken.jpg"),
         ("huge header", ["{huge}", "{out}/c", "--size", "32", "--workers", "0"], "bomb.jpg"),
         ("hostile annot", ["{hostile}", "{out}/c", "--size", "32"], "annot.pkl"),
+        ("self-referencing annot", ["{selfref}", "{out}/c", "--size", "32"], "annot.pkl"),
+        ("deeply nested annot", ["{deep_annot}", "{out}/c", "--size", "32"], "annot.pkl"),
         ("negative gamma", ["{unlabelled}", "{out}/c", "--size", "32", "--gamma", "-1"], None),
         ("missing index", ["{unlabelled}", "{out}/c", "--size", "32", "--index", "{missing}"], "absent"),
         ("out under a plain file", ["{unlabelled}", "{file}/c", "--size", "32", "--workers", "0"], "plain.txt"),
@@ -101,6 +120,9 @@ BAD_INPUTS: dict[str, list[tuple[str, list[str], str | None]]] = {
         ("hostile data", ["--data", "{hostile}", "--val", "{labelled}", "--backbone", "pfld_025"], "annot.pkl"),
         ("unknown backbone", ["--data", "{labelled}", "--val", "{labelled}", "--backbone", "no_such_net"], "no_such_net"),
         ("neither form", [], None),
+        ("override syntax error", ["--config", "{config}", "train.epochs=[1"], "train.epochs"),
+        ("latin-1 config", ["--config", "{latin1}"], "latin1.yaml"),
+        ("deep params json", ["--config", "{config}", "--params", "{deep_json}"], "deep.json"),
     ],
     "evaluate": [
         ("missing model", ["{missing}", "{labelled}"], "absent"),
@@ -113,6 +135,12 @@ BAD_INPUTS: dict[str, list[tuple[str, list[str], str | None]]] = {
         ("unlabelled folder", ["{model}", "{unlabelled}"], "unlabelled"),
         ("hostile annot", ["{model}", "{hostile}"], "annot.pkl"),
         ("huge header", ["{model}", "{huge_labelled}"], "bomb.jpg"),
+        ("ensemble naming itself", ["{ens_self}", "{labelled}"], "ens_self.json"),
+        ("ensemble cycle", ["{ens_cycle_a}", "{labelled}"], "ens_cycle"),
+        ("ensemble weights overflow", ["{ens_inf}", "{labelled}"], "ens_inf.json"),
+        ("ensemble spec nested too deep", ["{deep_json}", "{labelled}"], "deep.json"),
+        ("model unpacking past the limit", ["{huge_pt}", "{labelled}"], "huge.pt"),
+        ("self-referencing annot", ["{model}", "{selfref}"], "annot.pkl"),
     ],
     "model-card": [
         ("missing model", ["{missing}", "{labelled}", "--out", "{out}/c.md"], "absent"),
@@ -142,6 +170,8 @@ BAD_INPUTS: dict[str, list[tuple[str, list[str], str | None]]] = {
         ("missing run", ["--config", "{config}", "--runs", "{missing}"], "absent"),
         ("garbage run", ["--config", "{config}", "--runs", "{run_garbage}", "--out", "{out}/e.json"], "run_garbage"),
         ("run without keys", ["--config", "{config}", "--runs", "{run_no_keys}", "--out", "{out}/e.json"], "metrics.json"),
+        ("run metrics nested too deep", ["--config", "{config}", "--runs", "{run_deep}", "--out", "{out}/e.json"],
+         "run_deep"),
     ],
     "submit": [
         ("missing model", ["--model", "{missing}", "--test", "{test}", "--out-dir", "{out}/s"], "absent"),
@@ -159,6 +189,8 @@ BAD_INPUTS: dict[str, list[tuple[str, list[str], str | None]]] = {
          "annot.pkl"),
         ("bad config", ["--config", "{bad_yaml}", "--model", "{model}", "--test", "{test}", "--out-dir", "{out}/s"],
          "bad.yaml"),
+        ("ensemble naming itself", ["--model", "{ens_self}", "--test", "{test}", "--out-dir", "{out}/s"], "ens_self.json"),
+        ("ensemble weights overflow", ["--model", "{ens_inf}", "--test", "{test}", "--out-dir", "{out}/s"], "ens_inf.json"),
     ],
     "validate-submission": [
         ("missing solution", ["{missing}", "{test}"], "absent"),
@@ -167,6 +199,8 @@ BAD_INPUTS: dict[str, list[tuple[str, list[str], str | None]]] = {
         ("missing test", ["{solution}", "{missing}"], "absent"),
         ("empty test", ["{solution}", "{empty}"], "empty"),
         ("unwritable test name", ["{solution}", "{badname}"], "a b.jpg"),
+        ("row over the line limit", ["{long_line}", "{test}"], "long_line.txt"),
+        ("zip unpacking past the limit", ["{zip_bomb}", "{test}"], "bomb.zip"),
     ],
     "score": [
         ("missing solution", ["{missing}", "{labelled}/annot.pkl"], "absent"),
@@ -174,6 +208,8 @@ BAD_INPUTS: dict[str, list[tuple[str, list[str], str | None]]] = {
         ("missing annot", ["{solution}", "{missing}"], "absent"),
         ("hostile annot", ["{solution}", "{hostile}/annot.pkl"], "annot.pkl"),
         ("solution for other images", ["{solution}", "{labelled}/annot.pkl"], "solution.txt"),
+        ("row over the line limit", ["{long_line}", "{labelled}/annot.pkl"], "long_line.txt"),
+        ("deeply nested annot", ["{solution}", "{deep_annot}/annot.pkl"], "annot.pkl"),
     ],
     "report": [
         ("missing config", ["--config", "{missing}"], "absent"),
@@ -186,6 +222,9 @@ BAD_INPUTS: dict[str, list[tuple[str, list[str], str | None]]] = {
         ("truncated model", ["{trunc_pt}", "{out}/m.onnx"], "trunc.pt"),
         ("hostile model", ["{hostile_pt}", "{out}/m.onnx"], "hostile.pt"),
         ("ensemble member without model", ["{ens_missing}", "{out}/m.onnx"], "ens.json"),
+        ("ensemble naming itself", ["{ens_self}", "{out}/m.onnx"], "ens_self.json"),
+        ("ensemble weights overflow", ["{ens_inf}", "{out}/m.onnx"], "ens_inf.json"),
+        ("model unpacking past the limit", ["{huge_pt}", "{out}/m.onnx"], "huge.pt"),
     ],
     "predict": [
         ("missing model", ["{labelled}", "--model", "{missing}", "--out", "{out}/p"], "absent"),
@@ -204,6 +243,7 @@ BAD_INPUTS: dict[str, list[tuple[str, list[str], str | None]]] = {
         ("missing config", ["--config", "{missing}"], "absent"),
         ("bad yaml", ["--config", "{bad_yaml}"], "bad.yaml"),
         ("bad override", ["--config", "{config}", "train.epochs=many"], "train.epochs"),
+        ("override syntax error", ["--config", "{config}", "train.epochs=[1"], "train.epochs"),
     ],
 }
 
@@ -324,7 +364,74 @@ def kit(tmp_path_factory, demo_data, huge_header_jpeg):
     p["garbage_db"].write_bytes(b"this is not SQLite" * 10)
     p["file"] = root / "plain.txt"
     p["file"].write_text("a file where a folder should be")
+    _limit_kit(root, p, good)
     return root, {k: str(v) for k, v in p.items()}
+
+
+def _nested(depth: int) -> list:
+    """A list nested ``depth`` levels deep, built without recursion."""
+    inner: list = []
+    for _ in range(depth):
+        inner = [inner]
+    return inner
+
+
+def _patch_zip_sizes(path, members: int, size: int) -> None:
+    """Make the first ``members`` central-directory entries of a zip declare ``size`` uncompressed bytes."""
+    data = bytearray(path.read_bytes())
+    at = 0
+    for _ in range(members):
+        at = data.index(b"PK\x01\x02", at)
+        data[at + 24 : at + 28] = size.to_bytes(4, "little")
+        at += 4
+    path.write_bytes(bytes(data))
+
+
+def _limit_kit(root, p, good) -> None:
+    """The files that reach a limit: odd encodings, expansion, nesting, cycles, overflow, oversize."""
+    import zipfile
+
+    p["latin1"] = root / "latin1.yaml"
+    p["latin1"].write_bytes(yaml.safe_dump(good).encode() + "# caf\u00e9\n".encode("latin-1"))
+    p["alias_bomb"] = root / "alias_bomb.yaml"
+    levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    levels += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 9)]
+    p["alias_bomb"].write_text(yaml.safe_dump(good) + "\n".join(levels) + "\n")
+    p["deep_yaml"] = root / "deep.yaml"
+    p["deep_yaml"].write_text(yaml.safe_dump(good) + "x: " + "[" * 40 + "]" * 40 + "\n")
+    p["deep_json"] = root / "deep.json"
+    p["deep_json"].write_text('{"members": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    p["run_deep"] = root / "run_deep"
+    p["run_deep"].mkdir()
+    (p["run_deep"] / "metrics.json").write_text(json.dumps({"model": _nested(50)}))
+    np.save(p["run_deep"] / "val_pred.npy", np.zeros((12, 68, 2), np.float32))
+    members = {"ens_self": [{"model": "ens_self.json", "weight": 1}], "ens_cycle_a": [{"model": "ens_cycle_b.json", "weight": 1}],
+               "ens_cycle_b": [{"model": "ens_cycle_a.json", "weight": 1}],
+               "ens_inf": [{"model": "model.pt", "weight": 1e308}, {"model": "model.pt", "weight": 1e308}]}
+    for name, entries in members.items():
+        p[name] = root / f"{name}.json"
+        p[name].write_text(json.dumps({"members": entries}))
+    p["huge_pt"] = root / "huge.pt"
+    shutil.copy(p["model"], p["huge_pt"])
+    _patch_zip_sizes(p["huge_pt"], 2, 3 * 2**30)
+    looped: list = []
+    looped.append(looped)
+    deep = 100_000  # names, then a landmark list holding one entry nested `deep` lists deep (pickle.dumps would recurse)
+    deep_pickle = (b"\x80\x02" + pickle.dumps(["000000.jpg"], protocol=2)[2:-1] + b"]" + b"]" * deep
+                   + pickle.APPEND * deep + pickle.TUPLE2 + pickle.STOP)
+    annots = {"hostile5": pickle.dumps((["000000.jpg"], _RunsCode(p["marker"])), protocol=5),
+              "selfref": pickle.dumps((["000000.jpg"], [looped]), protocol=pickle.HIGHEST_PROTOCOL), "deep_annot": deep_pickle}
+    for name, data in annots.items():
+        p[name] = root / name
+        p[name].mkdir()
+        shutil.copy(p["labelled"] / "000000.jpg", p[name] / "000000.jpg")
+        (p[name] / "annot.pkl").write_bytes(data)
+    p["long_line"] = root / "long_line.txt"
+    p["long_line"].write_text("000000.jpg " + " ".join(["1.0"] * 30_000) + "\n")
+    p["zip_bomb"] = root / "bomb.zip"
+    with zipfile.ZipFile(p["zip_bomb"], "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("solution.txt", Path(p["solution"]).read_text())
+    _patch_zip_sizes(p["zip_bomb"], 1, 3 * 2**30)
 
 
 def _snapshot(folder) -> dict[str, tuple[int, int]]:

@@ -1,10 +1,14 @@
-"""``kill -9`` at a random moment leaves the old output or none, never a broken one; a rerun completes.
+"""``kill -9`` or SIGTERM at a random moment leaves the old output or none, never a broken one.
 
 For each of ``cache``, ``prepare``, ``submit``, ``ensemble`` and ``tune``: a first run is killed
-(no output before it), the output is checked (absent, or complete and valid), a rerun must
-succeed, then a run over that output is killed and the output checked again. The kill comes a
-random time (seeded, printed) after the command starts writing -- the first new entry beside
-its output -- so it lands inside the write, where a non-atomic writer would leave half a file.
+with SIGKILL (no output before it), the output is checked (absent, or complete and valid), a rerun
+must succeed and leave nothing beside its output (it removes the killed run's temporary and lock
+files), then a run over that output is killed and the output checked again. Then a run is sent
+SIGTERM (as ``timeout``, SLURM, ``docker stop`` and Snakemake send it, to the main process only):
+it must exit 143 with one line, leave the old output or none, and nothing beside it. The kill
+comes a random time (seeded, printed) after the command starts writing -- the first new entry
+beside its output -- so it lands inside the write, where a non-atomic writer would leave half a
+file. Two ``cache --force`` runs on one output at once must both succeed.
 (Training has its own kill test in tests/training/test_trainer.py.)
 """
 
@@ -33,40 +37,58 @@ def _entries(folder: Path) -> set[str]:
     return {str(p) for p in folder.rglob("*")} if folder.exists() else set()
 
 
-def run_and_kill(argv: list[str], watch: Path | None, spread: float, cwd: Path) -> tuple[bool, float]:
+def debris(folder: Path) -> list[str]:
+    """Hidden entries under ``folder``: temporary files and folders, lock files, a swap's ``.old``."""
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob(".*")) if folder.exists() else []
+
+
+def run_and_kill(argv: list[str], watch: Path | None, spread: float, cwd: Path,
+                 signum: int = signal.SIGKILL) -> tuple[bool, float]:
     """Start ``facelm ARGV``; once anything new appears under ``watch`` (or at once when ``watch`` is
-    None), wait a random 0..spread s and kill -9 its process group. Returns (killed, seconds from
-    the start to the end of the run)."""
+    None), wait a random 0..spread s and send ``signum``: SIGKILL to its process group, another signal
+    to its main process alone. Returns (killed, seconds from the start to the end of the run); a run
+    ended by SIGTERM or SIGHUP must have exited 128 + signal, its stderr ending in one line saying so,
+    without a traceback."""
     before = set()
     if watch is not None:
         watch.mkdir(parents=True, exist_ok=True)
         before = _entries(watch)
     started = time.time()
-    proc = subprocess.Popen([sys.executable, "-m", "facelm", *argv], cwd=cwd, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + 120
-    while watch is not None and proc.poll() is None and _entries(watch) == before and time.time() < deadline:
-        time.sleep(0.005)
-    time.sleep(RNG.uniform(0, spread))
-    killed = proc.poll() is None
-    if killed:
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert killed or proc.returncode == 0, f"facelm {argv[0]} failed with status {proc.returncode}"
+    with open(cwd / f"stderr-{argv[0]}.txt", "w+") as stderr:
+        proc = subprocess.Popen([sys.executable, "-m", "facelm", *argv], cwd=cwd, stdout=subprocess.DEVNULL,
+                                stderr=stderr, start_new_session=True)
+        deadline = time.time() + 120
+        while watch is not None and proc.poll() is None and _entries(watch) == before and time.time() < deadline:
+            time.sleep(0.005)
+        time.sleep(RNG.uniform(0, spread))
+        killed = proc.poll() is None
+        if killed:
+            os.killpg(proc.pid, signum) if signum == signal.SIGKILL else os.kill(proc.pid, signum)
+        proc.wait()
+        killed = killed and proc.returncode != 0  # a signal during the exit of a finished run is ignored
+        stderr.seek(0)
+        lines = stderr.read().strip().splitlines()
+    if killed and signum != signal.SIGKILL and proc.returncode != 0:
+        name = signal.Signals(signum).name
+        assert proc.returncode == 128 + signum, f"facelm {argv[0]}: status {proc.returncode} after {name}: {lines}"
+        assert lines[-1:] == [f"facelm {argv[0]}: terminated by {name}"], lines  # after any log lines it wrote
+        assert not any("Traceback" in line for line in lines), lines
+    assert killed or proc.returncode == 0, f"facelm {argv[0]} failed with status {proc.returncode}: {lines[-3:]}"
     return killed, time.time() - started
 
 
-def kill_mid_write(argv: list[str], watch: Path, spread: float, cwd: Path, reset=None) -> str:
+def kill_mid_write(argv: list[str], watch: Path, spread: float, cwd: Path, reset=None,
+                   signum: int = signal.SIGKILL) -> str:
     """Kill a run while it writes. A run whose writing is too quick to hit (it finished first) is
     retried with the kill at a random moment of its whole measured run time instead (``reset``
     first removes what the finished run wrote, to retry from the same state)."""
-    killed, seconds = run_and_kill(argv, watch, spread, cwd)
+    killed, seconds = run_and_kill(argv, watch, spread, cwd, signum)
     for _ in range(6):
         if killed:
-            return f"facelm {argv[0]}: killed (run of {seconds:.2f} s so far)"
+            return f"facelm {argv[0]}: {signal.Signals(signum).name} (run of {seconds:.2f} s so far)"
         if reset:
             reset()
-        killed, seconds = run_and_kill(argv, None, seconds, cwd)
+        killed, seconds = run_and_kill(argv, None, seconds, cwd, signum)
     pytest.fail(f"facelm {argv[0]} always finished before the kill")
 
 
@@ -76,8 +98,9 @@ def rerun(argv: list[str], cwd: Path) -> None:
 
 
 def check_killed_twice(argv, watch, spread, cwd, valid, outputs, again=()) -> None:
-    """Kill a first run (no output yet), check; rerun to completion; kill a run over that output (``argv``
-    plus ``again``: what makes it redo work rather than find it done), check."""
+    """Kill a first run (no output yet), check; rerun to completion, nothing left beside the output; kill a
+    run over that output (``argv`` plus ``again``: what makes it redo work rather than find it done), check;
+    SIGTERM a run over it (after a rerun), check, nothing left beside the output."""
     def reset():
         for path in outputs:
             shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
@@ -87,9 +110,15 @@ def check_killed_twice(argv, watch, spread, cwd, valid, outputs, again=()) -> No
     valid(allow_absent=True, note=what)
     rerun(argv, cwd)
     valid(allow_absent=False, note="after the rerun")
+    assert not debris(watch), f"the rerun left the killed run's files: {debris(watch)}"
     what = kill_mid_write(argv + list(again), watch, spread, cwd)
     print(what, "(over a finished output)")
     valid(allow_absent=True, note=what)  # atomic_dir swaps folders with two renames: old, or none, in between
+    rerun(argv + list(again), cwd)
+    what = kill_mid_write(argv + list(again), watch, spread, cwd, signum=signal.SIGTERM)
+    print(what, "(over a finished output)")
+    valid(allow_absent=True, note=what)
+    assert not debris(watch), f"SIGTERM left files beside the output: {debris(watch)}"
 
 
 def test_cache(demo_data, tmp_path):
@@ -198,3 +227,30 @@ def test_tune(tiny_pipeline, tmp_path):
         assert summary["trials"]["COMPLETE"] + summary["trials"]["PRUNED"] + summary["trials"]["FAIL"] >= 2, note
 
     check_killed_twice(argv, optuna_dir, 3.0, tmp_path, valid, [optuna_dir], again=["--trials", "3"])
+
+
+def test_cache_sighup_cleans_up_like_sigterm(demo_data, tmp_path):
+    folder, out = demo_data / "synthetics_train", tmp_path / "cache" / "s64"
+    argv = ["cache", str(folder), str(out), "--size", "64", "--workers", "2"]
+    print(kill_mid_write(argv, out.parent, 0.5, tmp_path, reset=lambda: shutil.rmtree(out), signum=signal.SIGHUP))
+    assert not out.exists() and not debris(out.parent), debris(out.parent)
+
+
+def test_two_cache_writers_of_one_output_both_succeed(demo_data, tmp_path):
+    """Two `cache --force` on one output at once (two Snakemake runs, a rerun while one still goes): the
+    second waits for the first, both exit 0, the output is complete, nothing is left beside it."""
+    from facelm.data.cache import cache_is_fresh, open_cache
+
+    folder, out = demo_data / "synthetics_train", tmp_path / "cache" / "s64"
+    argv = [sys.executable, "-m", "facelm", "cache", str(folder), str(out), "--size", "64", "--workers", "0", "--force"]
+    rerun(argv[3:], tmp_path)
+    waited = []
+    for _ in range(3):
+        procs = [subprocess.Popen(argv, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                 for _ in range(2)]
+        results = [(proc.wait(), proc.stderr.read()) for proc in procs]
+        assert [status for status, _ in results] == [0, 0], results
+        assert len(open_cache(out)) == 48 and cache_is_fresh(folder, out, 1.0, "fixed", 64)
+        assert not debris(out.parent), debris(out.parent)
+        waited += [f"waiting for another process writing {out}" in err for _, err in results]
+    assert any(waited), "the two writers never overlapped: nothing tested"

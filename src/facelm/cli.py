@@ -4,7 +4,8 @@ Each sub-command lives in the module that does its work; that module exposes
 ``add_arguments(parser)`` and ``main(args) -> int | None``. Modules are imported only
 when their command runs, so ``facelm --help`` stays fast and a command never pays for
 torch unless it needs it. Expected failures (:class:`FacelmError`, bad arguments, and an
-``OSError`` on a path the user gave) print one line and exit with status 2.
+``OSError`` on a path the user gave) print one line and exit with status 2; Ctrl-C, SIGTERM and SIGHUP
+print one line and exit with 128 + the signal (:mod:`facelm.signals`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import importlib
 import sys
 
 from facelm.errors import FacelmError
+from facelm.signals import Terminated, ignore_signals_until_exit, signals_end_like_ctrl_c
 
 #: command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -69,7 +71,7 @@ def build_parser(command: str) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    argv_given, argv = argv, list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         print(_top_level_help())
         return 0 if argv else 2
@@ -82,14 +84,14 @@ def main(argv: list[str] | None = None) -> int:
     if command not in COMMANDS:
         print(f"facelm: error: unknown command {command!r} (see `facelm --help`)", file=sys.stderr)
         return 2
-    module = importlib.import_module(COMMANDS[command][0])
     try:
-        args = build_parser(command).parse_args(rest)
-        if command in GPU_COMMANDS:
-            from facelm.training.gpu_slot import claim_gpu_slot
-
-            claim_gpu_slot()
-        status = module.main(args)
+        with signals_end_like_ctrl_c():
+            status = _run(command, rest)
+        if argv_given is None:
+            ignore_signals_until_exit()
+    except Terminated as err:
+        print(f"facelm {command}: terminated by {err.name}", file=sys.stderr)
+        return err.exit_status
     except FacelmError as err:
         print(f"facelm {command}: error: {err}", file=sys.stderr)
         return 2
@@ -101,6 +103,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"facelm {command}: interrupted", file=sys.stderr)
         return 130
     return int(status or 0)
+
+
+def _run(command: str, rest: list[str]) -> int | None:
+    module = importlib.import_module(COMMANDS[command][0])
+    args = build_parser(command).parse_args(rest)
+    if command in GPU_COMMANDS:
+        from facelm.training.gpu_slot import claim_gpu_slot
+
+        claim_gpu_slot()
+    return module.main(args)
 
 
 if __name__ == "__main__":

@@ -105,12 +105,74 @@ def _check_challenge_compliant(config: dict, source: str | os.PathLike) -> None:
         raise FacelmError(f"invalid config: challenge: true refuses the outside teacher {teacher!r}", source)
 
 
+#: Largest config file read (a config is a few KB; this bounds the parse and the validation).
+MAX_CONFIG_BYTES = 1 << 20
+#: Deepest nesting of lists and mappings a config may have.
+MAX_CONFIG_DEPTH = 32
+
+
+class _ConfigLoader(yaml.SafeLoader):
+    """YAML as configs use it: no aliases (``*name`` would let a few lines expand into billions of
+    nodes), no explicit tags (``!!binary``, ``!!python/...``), nesting at most :data:`MAX_CONFIG_DEPTH`."""
+
+    depth = 0
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            raise yaml.composer.ComposerError(None, None, f"alias *{event.anchor} (aliases are not accepted)",
+                                              event.start_mark)
+        if getattr(event, "tag", None) not in (None, "!"):
+            raise yaml.composer.ComposerError(None, None, f"tag {event.tag} (tags are not accepted)", event.start_mark)
+        if self.depth >= MAX_CONFIG_DEPTH:
+            raise yaml.composer.ComposerError(None, None, f"nested deeper than {MAX_CONFIG_DEPTH} levels",
+                                              event.start_mark)
+        self.depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+
+def load_yaml(text: str) -> Any:
+    """Parse config YAML with :class:`_ConfigLoader`."""
+    return yaml.load(text, Loader=_ConfigLoader)  # noqa: S506 -- a SafeLoader subclass
+
+
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    """``line N: what`` of a YAML error, without PyYAML's multi-line context."""
+    mark = getattr(err, "problem_mark", None)
+    problem = getattr(err, "problem", None) or type(err).__name__
+    return f"line {mark.line + 1}: {problem}" if mark else problem
+
+
+def _config_text(path: Path) -> str:
+    """A config file's text: at most :data:`MAX_CONFIG_BYTES`, UTF-8 (a one-line error otherwise)."""
+    with open(path, "rb") as handle:
+        data = handle.read(MAX_CONFIG_BYTES + 1)
+    if len(data) > MAX_CONFIG_BYTES:
+        raise FacelmError(f"config file is over {MAX_CONFIG_BYTES // 2**20} MiB", path)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise FacelmError(f"not UTF-8 text (byte 0x{data[err.start]:02x} on line {line}); save the config as UTF-8",
+                          path) from None
+
+
 def parse_override(text: str) -> tuple[list[str], Any]:
-    """``a.b.c=VALUE`` -> (["a", "b", "c"], VALUE parsed as YAML)."""
+    """``a.b.c=VALUE`` -> (["a", "b", "c"], VALUE parsed as YAML, as a config file is)."""
     if "=" not in text:
         raise FacelmError(f"override {text!r} is not KEY=VALUE")
     key, raw = text.split("=", 1)
-    return key.strip().split("."), yaml.safe_load(raw)
+    try:
+        value = load_yaml(raw)
+    except yaml.YAMLError as err:
+        raise FacelmError(f"override {text!r}: not a valid YAML value ({_yaml_problem(err)})") from None
+    keys = key.strip().split(".")
+    if len(keys) > MAX_CONFIG_DEPTH:
+        raise FacelmError(f"override {text!r}: key nested deeper than {MAX_CONFIG_DEPTH} levels")
+    return keys, value
 
 
 def apply_overrides(config: dict, overrides: list[str]) -> dict:
@@ -131,13 +193,11 @@ def load_config(path: str | os.PathLike, overrides: list[str] | None = None) -> 
     """Read, override, validate and default-fill a config file -> a typed :class:`Config`."""
     path = Path(path)
     try:
-        config = yaml.safe_load(path.read_text())
+        config = load_yaml(_config_text(path))
     except FileNotFoundError:
         raise FacelmError("config file not found", path) from None
     except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark else ""
-        raise FacelmError(f"not valid YAML{where}", path) from None
+        raise FacelmError(f"not valid YAML ({_yaml_problem(err)})", path) from None
     if not isinstance(config, dict):
         raise FacelmError("config must be a mapping of settings", path)
     return parse_config(apply_overrides(config, overrides or []), path)

@@ -15,7 +15,6 @@ saved ``val_pred.npy`` (same weights); horizontal-flip TTA (no extra size) is a 
 
 from __future__ import annotations
 
-import json
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from facelm import layout
 from facelm.atomic import write_json
 from facelm.config import Config, load_config
 from facelm.errors import FacelmError
+from facelm.json_input import read_json
 from facelm.data.folder import open_folder
 from facelm.data.folds import train_landmarks
 from facelm.data.limits import POINTS
@@ -38,7 +38,7 @@ _RUN_KEYS = {"model": str, "size_mb": (int, float), "val_nme_384": (int, float)}
 def read_run(run: Path) -> dict:
     """A trained run folder's metrics and saved predictions, each checked (a run folder is input too)."""
     try:
-        metrics = json.loads(layout.run_file(run, "metrics").read_text())
+        metrics = read_json(layout.run_file(run, "metrics"), "metrics file")
         data = {"dir": run, "metrics": metrics, "val_pred": np.load(layout.run_file(run, "val_pred"))}
         if isinstance(metrics, dict) and metrics.get("fold") is not None:
             data["oof_pred"], data["oof_rows"] = np.load(layout.run_file(run, "oof_pred")), np.load(layout.run_file(run, "oof_rows"))

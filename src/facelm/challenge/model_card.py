@@ -30,6 +30,7 @@ from facelm import layout
 from facelm.atomic import atomic_open, write_json
 from facelm.challenge.evaluate import evaluate, region_table
 from facelm.data.limits import positive_int
+from facelm.json_input import read_json
 
 
 def ort_ms_per_face(onnx_path: str | os.PathLike, runs: int = 200) -> float:
@@ -64,7 +65,7 @@ def _training_record(model_path: Path) -> dict:
         _, meta = load_model(path)
         config = meta.get("config") or {}
         metrics_path = layout.run_file(path.parent, "metrics")
-        metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+        metrics = read_json(metrics_path, "metrics file") if metrics_path.is_file() else {}
         entry = meta.get("model_entry") or {}
         train = {**(config.get("train") or {}), **(entry.get("train") or {})}  # the model's own overrides win
         members.append({"model": meta.get("model_entry"), "fold": meta.get("fold"),

@@ -7,7 +7,6 @@ chosen ensemble, CED curves on the validation set, and a few validation faces wi
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import cv2
@@ -16,6 +15,7 @@ import numpy as np
 from facelm import layout
 from facelm.atomic import atomic_open, atomic_path
 from facelm.config import Config, load_config
+from facelm.json_input import read_json
 from facelm.challenge.evaluate import plot_ced
 from facelm.data.folder import imread_rgb, open_folder
 from facelm.metrics import nme
@@ -31,7 +31,7 @@ def _savefig(fig, path: Path) -> None:
 
 
 def runs_section(config: Config) -> tuple[list[str], list[dict]]:
-    rows = sorted((json.loads(p.read_text()) | {"dir": p.parent}
+    rows = sorted((read_json(p, "metrics file") | {"dir": p.parent}
                    for p in (layout.results_dir(config) / "runs").glob("*/*/metrics.json")),
                   key=lambda m: (m["model"], str(m["fold"])))
     lines = ["## Models x folds", ""]
@@ -97,14 +97,14 @@ def ensemble_section(config: Config, runs: list[dict], out_dir: Path) -> list[st
     spec_path = layout.ensemble_spec(config)
     if not spec_path.exists():
         return lines + ["No ensemble yet.", ""]
-    spec = json.loads(spec_path.read_text())
+    spec = read_json(spec_path, "ensemble spec")
     lines += ["| member | fold | weight | MB |", "|---|---|---|---|"]
     lines += [f"| {m['model_id']} | {m['fold']} | {m['weight']:.3f} | {m['size_mb']:.2f} |" for m in spec["members"]]
     lines += ["", f"Total {spec['total_mb']:.2f} MB (budget {spec['budget_mb']} MB), flip TTA {spec['hflip_tta']}, "
               f"OOF NME {_fmt(spec['oof_nme_384'])}, val NME {_fmt(spec['val_nme_384'])} ({spec['val_nme_note']}).", ""]
     score = layout.submission_file(config, "val_score")
     if score.exists():
-        lines += [f"Submission predictor on the val folder (`facelm score`): NME {json.loads(score.read_text())['nme_384']:.4f}.", ""]
+        lines += [f"Submission predictor on the val folder (`facelm score`): NME {read_json(score, 'score file')['nme_384']:.4f}.", ""]
     val = open_folder(layout.dataset_folder(config, config.splits.val))
     if val.labelled:
         ens_pred = sum(m["weight"] * np.load(layout.run_file(Path(m["model"]).parent, "val_pred")) for m in spec["members"])

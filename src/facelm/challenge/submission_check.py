@@ -1,5 +1,8 @@
 """Validate a challenge solution file (``solution.txt`` or a zip holding only it).
 
+Read as a stream with bounds: rows of at most :data:`MAX_LINE_CHARS`, at most
+:data:`MAX_SOLUTION_BYTES` in all (for a zip, its member's uncompressed size, checked before reading).
+
 Rules: one row per test image, each image exactly once, 137 fields (name + 68 x/y pairs)
 separated by single spaces, finite numbers; test image names within
 :data:`facelm.data.limits.NAME_RULE` (a name with a space could not be one field). The first
@@ -25,6 +28,10 @@ from facelm.data.limits import POINTS, check_names
 
 FIELDS = 1 + POINTS * 2
 SOLUTION_NAME = "solution.txt"
+#: Longest row read, in characters (a row is about 1.3 KB: a name and 136 numbers).
+MAX_LINE_CHARS = 64 * 1024
+#: Largest solution read, in bytes, as a file or as the zip's uncompressed member (about 1.5M rows).
+MAX_SOLUTION_BYTES = 2 * 2**30
 
 
 def solution_lines(path: str | os.PathLike, shown_as: str | os.PathLike | None = None) -> Iterator[str]:
@@ -37,12 +44,19 @@ def solution_lines(path: str | os.PathLike, shown_as: str | os.PathLike | None =
                 archive = stack.enter_context(zipfile.ZipFile(path))
                 names = archive.namelist()
                 if names != [SOLUTION_NAME]:
-                    raise FacelmError(f"zip must hold only {SOLUTION_NAME}, it holds {names}", where)
+                    raise FacelmError(f"zip must hold only {SOLUTION_NAME}, it holds {names[:5]}", where)
+                nbytes = archive.getinfo(SOLUTION_NAME).file_size  # the member cannot expand past it (zipfile)
                 raw = stack.enter_context(archive.open(SOLUTION_NAME))
                 handle = stack.enter_context(io.TextIOWrapper(raw, encoding="utf-8", newline=None))
             else:
+                nbytes = path.stat().st_size
                 handle = stack.enter_context(open(path, encoding="utf-8"))
-            for line in handle:
+            if nbytes > MAX_SOLUTION_BYTES:
+                raise FacelmError(f"solution is {nbytes / 2**30:.1f} GiB uncompressed, over the limit "
+                                  f"({MAX_SOLUTION_BYTES // 2**30} GiB)", where)
+            for number, line in enumerate(iter(lambda: handle.readline(MAX_LINE_CHARS + 1), ""), start=1):
+                if len(line) > MAX_LINE_CHARS:
+                    raise FacelmError(f"line {number}: over {MAX_LINE_CHARS} characters", where)
                 yield line.rstrip("\n")
     except (OSError, zipfile.BadZipFile, UnicodeDecodeError) as err:
         raise FacelmError(f"cannot read solution ({type(err).__name__})", where) from None

@@ -1,8 +1,10 @@
 """Reading and writing ``annot.pkl`` safely.
 
 ``annot.pkl`` is untrusted input: it is read with a restricted unpickler that can only
-build plain containers, numbers, strings and numpy arrays. A pickle that names any
-other global (``os.system``, ``builtins.eval``...) is refused before anything runs.
+build plain containers, numbers, strings and numpy arrays, as any pickle protocol (0 to 5)
+stores them. A pickle that names any other global (``os.system``, ``builtins.eval``...) is
+refused before anything runs. Nesting needs no limit of its own: the unpickler builds
+containers without recursion, and every entry must then be 68 (x, y) pairs.
 
 Memory: the challenge's format holds each face's points as 68 Python lists of two floats, about
 8 KB per face once unpickled. Writing streams the pickle face by face (no such lists for the whole
@@ -21,26 +23,46 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy._core.multiarray import _reconstruct, scalar
+from numpy._core.numeric import _frombuffer
 
 from facelm.atomic import atomic_open
 from facelm.data.limits import POINTS
 from facelm.errors import FacelmError
 
-#: The only globals a legitimate annot.pkl may reference (numpy arrays and scalars).
-_ALLOWED_GLOBALS = {
-    ("numpy", "ndarray"),
-    ("numpy", "dtype"),
-    ("numpy.core.multiarray", "_reconstruct"),
-    ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy.core.multiarray", "scalar"),
-    ("numpy._core.multiarray", "scalar"),
+def _latin1_bytes(text: str, encoding: str = "latin1") -> bytes:
+    """``_codecs.encode`` as pickle protocols 0-2 use it to store bytes; only the latin-1 codec (others
+    such as zlib_codec or base64_codec would run other work than rebuilding bytes)."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise pickle.UnpicklingError(f"refused _codecs.encode with {encoding!r}")
+    return text.encode("latin-1")
+
+
+def _empty_array(subtype: type, shape: Any, dtype: Any) -> np.ndarray:
+    """numpy's ``_reconstruct`` as its pickles use it: an empty array that ``__setstate__`` then fills from
+    the file's own bytes. A non-empty shape would allocate memory that the file does not hold."""
+    if subtype is not np.ndarray or np.prod(shape) != 0:
+        raise pickle.UnpicklingError("refused an ndarray reconstruction that is not empty")
+    return _reconstruct(subtype, shape, dtype)
+
+
+#: The only globals a legitimate annot.pkl may reference -- numpy arrays, dtypes and scalars as pickled at
+#: every protocol by numpy 1.x (numpy.core) and 2.x (numpy._core), and bytes at protocols 0-2 -- and what each
+#: is built with.
+_ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): np.dtype,
+    ("_codecs", "encode"): _latin1_bytes,
+    **{(f"numpy.{core}.multiarray", "_reconstruct"): _empty_array for core in ("core", "_core")},
+    **{(f"numpy.{core}.multiarray", "scalar"): scalar for core in ("core", "_core")},
+    **{(f"numpy.{core}.numeric", "_frombuffer"): _frombuffer for core in ("core", "_core")},
 }
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) in _ALLOWED_GLOBALS:
-            return super().find_class(module, name)
+            return _ALLOWED_GLOBALS[(module, name)]
         raise pickle.UnpicklingError(f"refused to load global {module}.{name}")
 
 

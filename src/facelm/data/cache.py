@@ -35,6 +35,7 @@ from tqdm import tqdm
 from facelm.atomic import atomic_dir, write_json
 from facelm.errors import FacelmError
 from facelm.layout import cache_name
+from facelm.json_input import read_json
 from facelm.data.folder import ANNOT_NAME, imread_rgb, open_folder
 from facelm.data.gamma import GAMMA_MODES
 from facelm.data.limits import positive_int
@@ -210,8 +211,8 @@ def cache_is_fresh(
     if not (meta_path.is_file() and (out_dir / IMAGES_FILE).is_file()):
         return False
     try:
-        meta = json.loads(meta_path.read_text())
-    except (OSError, ValueError):
+        meta = read_json(meta_path, "cache metadata")
+    except (FacelmError, OSError):
         return False
     if not isinstance(meta, dict):
         return False
@@ -326,10 +327,7 @@ def open_cache(path: str | os.PathLike) -> Cache:
     meta_path = path / META_FILE
     if not meta_path.is_file():
         raise FacelmError(f"not a facelm cache ({META_FILE} missing)", path)
-    try:
-        meta = json.loads(meta_path.read_text())
-    except ValueError as err:
-        raise FacelmError(f"corrupt cache metadata ({err})", meta_path) from None
+    meta = read_json(meta_path, "cache metadata")
     if not isinstance(meta, dict) or meta.get("format") != CACHE_FORMAT:
         raise FacelmError(f"not a {CACHE_FORMAT} cache", meta_path)
     images = ImageRows(path / IMAGES_FILE)

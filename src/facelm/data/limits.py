@@ -10,6 +10,12 @@ small character set. Counts and sizes given on the command line are positive int
 Readers: :func:`facelm.data.folder.imread_bgr` / ``imread_rgb`` (cache, datasets, prepare,
 predict, report, show-augment), :func:`facelm.data.checks.check_image`, ``annot.pkl`` and
 solution files (:data:`POINTS`, :func:`check_names`).
+
+The limits of the other files read sit with their readers (each below the layers that use it):
+configs in :mod:`facelm.config` (size, nesting, no YAML aliases or tags), JSON files in
+:mod:`facelm.json_input` (size, nesting), model files in :mod:`facelm.models.checkpoint`
+(unpacked size, ensemble members and weights), nested ensembles in :mod:`facelm.inference.loading`,
+solution files in :mod:`facelm.challenge.submission_check` (row length, total size).
 """
 
 from __future__ import annotations

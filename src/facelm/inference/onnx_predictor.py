@@ -8,13 +8,13 @@ class only runs the graph. Input size and gamma are read from the model card tha
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import numpy as np
 
 from facelm.errors import FacelmError
+from facelm.json_input import read_json
 from facelm.inference.base import BasePredictor, Images
 
 
@@ -34,11 +34,13 @@ class OnnxPredictor(BasePredictor):
             raise FacelmError("model file not found", path)
         card_file = path.with_suffix(".json")
         try:
-            card = json.loads(card_file.read_text())
+            card = read_json(card_file, "model card")
             self.input_size = int(card["input_size"])
             self.gamma = float(card.get("gamma", 1.0))
             self.gamma_mode = str(card.get("gamma_mode", "fixed"))
-        except (OSError, ValueError, KeyError, TypeError) as err:
+        except FacelmError as err:
+            raise FacelmError(f"{err}; re-export with `facelm export`") from None
+        except (KeyError, TypeError, ValueError) as err:
             raise FacelmError(f"model card missing or unreadable ({type(err).__name__}); "
                               f"re-export with `facelm export`", card_file) from None
         self.card = card

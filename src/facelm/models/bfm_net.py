@@ -23,7 +23,7 @@ import torch.nn as nn
 
 from facelm.errors import FacelmError
 from facelm.models._registry import register_model
-from facelm.models.base import LandmarkModel, PointLoss
+from facelm.models.base import LandmarkModel, PointLoss, point_weights
 from facelm.models.bfm import BFM68, N_EXPR, N_SHAPE
 from facelm.models.mobilenetv1 import MobileNetV1
 
@@ -77,7 +77,7 @@ class BFMLandmarkModel(LandmarkModel):
         return {"landmarks": self.decode(params), "coeffs": params[:, 8:]}
 
     def loss(self, out: dict, batch: dict, point_loss: PointLoss) -> tuple[torch.Tensor, dict]:
-        points = point_loss(out["landmarks"], batch["landmarks"])
+        points = point_loss(out["landmarks"], batch["landmarks"], weights=point_weights(batch))
         prior = (out["coeffs"] ** 2).mean()
         return points + self.prior_weight * prior, {"points": float(points.detach()), "prior": float(prior.detach())}
 

@@ -8,17 +8,20 @@ A ``model.pt`` is ``{"format": "facelm-model-1", "spec": {"name", "kwargs"}, "st
 
 from __future__ import annotations
 
-import json
 import math
 import os
+import zipfile
 from pathlib import Path
 
 import torch
 
 from facelm.atomic import atomic_path
 from facelm.errors import FacelmError
+from facelm.json_input import read_json
 
 FORMAT = "facelm-model-1"
+#: Largest model file read, by its (zip) members' uncompressed size: torch allocates what they declare.
+MAX_MODEL_BYTES = 4 * 2**30
 
 
 def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, meta: dict) -> None:
@@ -27,11 +30,24 @@ def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, meta: dict)
         torch.save({"format": FORMAT, "spec": model.spec, "state_dict": state, "meta": meta}, tmp)
 
 
+def _check_unpacked_size(path: Path) -> None:
+    """Refuse a model file whose zip members would unpack to over :data:`MAX_MODEL_BYTES`."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            nbytes = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return  # not a zip: torch.load refuses it in one line below
+    if nbytes > MAX_MODEL_BYTES:
+        raise FacelmError(f"model file unpacks to {nbytes / 2**30:.1f} GiB, over the limit "
+                          f"({MAX_MODEL_BYTES // 2**30} GiB)", path)
+
+
 def read_checkpoint(path: str | os.PathLike) -> dict:
     """The raw checkpoint dict; any file that is not a facelm model -> one-line error."""
     path = Path(path)
     if not path.is_file():
         raise FacelmError("model file not found", path)
+    _check_unpacked_size(path)
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 -- any failure to parse an untrusted file means 'not a model'
@@ -70,15 +86,11 @@ def read_ensemble_spec(path: str | os.PathLike) -> tuple[dict, list[tuple[Path, 
     """An ensemble ``.json`` -> ``(spec, [(member model path, weight), ...])``, every entry checked.
 
     The file may be hand-edited: a member that is not ``{"model": str, "weight": positive number}``
-    is a one-line error naming the spec and the member, never a KeyError.
+    is a one-line error naming the spec and the member, never a KeyError; so are a member that is the
+    spec itself and weights whose sum overflows.
     """
     path = Path(path)
-    try:
-        spec = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise FacelmError("ensemble spec not found", path) from None
-    except (OSError, UnicodeDecodeError, ValueError) as err:
-        raise FacelmError(f"not an ensemble spec ({type(err).__name__}: {err})", path) from None
+    spec = read_json(path, "ensemble spec")
     members = spec.get("members") if isinstance(spec, dict) else None
     if not isinstance(members, list) or not members:
         raise FacelmError("not an ensemble spec (needs a non-empty list \"members\")", path)
@@ -90,5 +102,10 @@ def read_ensemble_spec(path: str | os.PathLike) -> tuple[dict, list[tuple[Path, 
             raise FacelmError(f"member {i} has no \"model\" path", path)
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not (math.isfinite(weight) and weight > 0):
             raise FacelmError(f"member {i} ({model}) has no positive \"weight\"", path)
-        entries.append((resolve_member_path(path, model), float(weight)))
+        member_path = resolve_member_path(path, model)
+        if member_path.resolve() == path.resolve():
+            raise FacelmError(f"member {i} ({model}) is this ensemble spec itself", path)
+        entries.append((member_path, float(weight)))
+    if not math.isfinite(sum(weight for _, weight in entries)):
+        raise FacelmError("the members' weights sum to infinity (they cannot be normalised)", path)
     return spec, entries

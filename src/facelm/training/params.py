@@ -10,12 +10,11 @@ augmentation key -> ``augment.*``; ``backbone`` -> the tuned model's name; ``wid
 
 from __future__ import annotations
 
-import json
 import os
-from pathlib import Path
 
 from facelm.config import Config, parse_config, schema
 from facelm.errors import FacelmError
+from facelm.json_input import read_json
 
 TRAIN_KEYS = {"lr", "weight_decay", "batch_size", "epochs", "loss", "size", "warmup_epochs", "ema_decay", "grad_clip"}
 PREPROCESS_KEYS = {"gamma", "gamma_mode"}
@@ -52,8 +51,8 @@ def apply_params(config: Config, params: dict) -> Config:
 
 
 def read_best_params(path: str | os.PathLike) -> dict:
+    data = read_json(path, "best-params file")
     try:
-        data = json.loads(Path(path).read_text())
         return dict(data["params"])
-    except (OSError, ValueError, KeyError, TypeError) as err:
+    except (ValueError, KeyError, TypeError) as err:
         raise FacelmError(f"not a best-params file ({type(err).__name__})", path) from None
