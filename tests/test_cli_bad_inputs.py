@@ -124,6 +124,19 @@ BAD_INPUTS: dict[str, list[tuple[str, list[str], str | None]]] = {
         ("latin-1 config", ["--config", "{latin1}"], "latin1.yaml"),
         ("deep params json", ["--config", "{config}", "--params", "{deep_json}"], "deep.json"),
     ],
+    "relabel": [
+        ("missing source", ["{missing}", "{out}/r", "--teacher", "{model}"], "absent"),
+        ("teacher files missing", ["{labelled}", "{out}/r", "--teacher", "3ddfa_v2:{missing}"], "absent"),
+        ("malformed teacher spec", ["{labelled}", "{out}/r", "--teacher", "3ddfa_v2:{labelled},colour=1"], "colour"),
+        ("hostile annot", ["{hostile}", "{out}/r", "--teacher", "{model}"], "annot.pkl"),
+        ("jaw without labels", ["{unlabelled}", "{out}/r", "--teacher", "{model}", "--points", "jaw"], "labels"),
+    ],
+    "synthesize-poses": [
+        ("missing face model", ["{labelled}", "{out}/p", "--bfm", "{missing}"], "absent"),
+        ("unlabelled folder", ["{unlabelled}", "{out}/p", "--bfm", "{missing}"], "unlabelled"),
+        ("hostile annot", ["{hostile}", "{out}/p", "--bfm", "{missing}"], "annot.pkl"),
+        ("yaw range reversed", ["{labelled}", "{out}/p", "--bfm", "{missing}", "--yaw-min", "80", "--yaw-max", "20"], "yaw range"),
+    ],
     "evaluate": [
         ("missing model", ["{missing}", "{labelled}"], "absent"),
         ("garbage model", ["{garbage_pt}", "{labelled}"], "garbage.pt"),

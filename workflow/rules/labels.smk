@@ -58,4 +58,4 @@ for _entry, _opts in CFG.pose_synthesis.items():
             "../../envs/facelm.yaml"
         shell:
             "{FACELM} synthesize-poses {input.source} {output} --bfm {params.bfm} --views {params.views}"
-            " --yaw {params.low} {params.high} --seed {params.seed} 2> {log}"
+            " --yaw-min {params.low} --yaw-max {params.high} --seed {params.seed} 2> {log}"

@@ -1,6 +1,6 @@
 """Pose synthesis (face profiling, after Zhu et al.'s 300W-LP): new views of a labelled face, turned further in yaw.
 
-    facelm synthesize-poses SRC OUT --bfm ../shared/models/3ddfa_v2 [--views 2] [--yaw 40 85] [--seed 0]
+    facelm synthesize-poses SRC OUT --bfm ../shared/models/3ddfa_v2 [--views 2] [--yaw-min 40 --yaw-max 85] [--seed 0]
 
 For each face of ``SRC`` (challenge format, labelled):
 
@@ -168,14 +168,14 @@ def add_arguments(parser) -> None:
     parser.add_argument("out", help="output folder for the synthesized views")
     parser.add_argument("--bfm", required=True, help="folder with bfm68_bases.npz and param_mean_std_62d.npz")
     parser.add_argument("--views", type=positive_int, default=2, help="turned views per face (default 2)")
-    parser.add_argument("--yaw", type=float, nargs=2, default=(40.0, 85.0), metavar=("LOW", "HIGH"),
-                        help="target |yaw| range in degrees (default 40 85)")
+    parser.add_argument("--yaw-min", type=float, default=40.0, help="lowest target |yaw| in degrees (default 40)")
+    parser.add_argument("--yaw-max", type=float, default=85.0, help="highest target |yaw| in degrees (default 85)")
     parser.add_argument("--seed", type=int, default=0)
 
 
 def main(args) -> int:
     started = time.perf_counter()
-    record = synthesize_folder(args.src, args.out, args.bfm, args.views, tuple(args.yaw), args.seed)
+    record = synthesize_folder(args.src, args.out, args.bfm, args.views, (args.yaw_min, args.yaw_max), args.seed)
     print(f"{args.out}: {record['n_images']} views, |yaw| {record['source_yaw_abs_mean']:.0f} -> "
           f"{record['view_yaw_abs_mean']:.0f} deg on average, fit residual {record['fit_residual_px']:.2f} px, "
           f"{time.perf_counter() - started:.0f} s")
