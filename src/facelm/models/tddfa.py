@@ -70,6 +70,7 @@ class TDDFALandmarks(nn.Module):
         folder = Path(folder)
         bfm = BFM68(folder)
         self.passes = passes
+        self.spec = {"name": "3ddfa_v2", "kwargs": {"passes": passes, "pixel_centres": pixel_centres}}
         # 3DDFA_V2 maps points back in pixel indices (pixel i's centre at i); facelm's frame (and
         # the challenge labels) put it at i + 0.5. False reproduces 3DDFA_V2's published mapping.
         self.pixel_centres = pixel_centres
@@ -117,7 +118,7 @@ class TDDFALandmarks(nn.Module):
         return points, camera[:, :, :3]
 
     def forward(self, images: torch.Tensor) -> dict:
-        roi = self.roi0.expand(len(images), 3)
+        roi = self.roi0 + torch.zeros_like(images[:, 0, 0, :3])  # (B, 3), batch size kept symbolic for export
         side = images.shape[-1]
         points, rotation = self._decode(self._params(images, roi), roi, side)
         if self.passes == 2:
