@@ -32,18 +32,16 @@ def _seed():
     torch.manual_seed(0)
 
 
-def _build_kwargs(name: str) -> dict:
+def _build_kwargs(name: str, shared_data) -> dict:
     """What a family needs to be built for training: the 3DMM head needs the face model's bases."""
     if name.startswith("bfm3d"):
-        from conftest import shared_path
-
-        return {"bfm": shared_path("..", "models", "3ddfa_v2")}
+        return {"bfm": shared_data("..", "models", "3ddfa_v2")}
     return {}
 
 
 @pytest.mark.parametrize("name", list_models())
-def test_model_forward_loss_and_size(name):
-    model = create_model(name, **_build_kwargs(name))
+def test_model_forward_loss_and_size(name, shared_data):
+    model = create_model(name, **_build_kwargs(name, shared_data))
     batch = _batch()
     model.fit_priors(batch["landmarks"].numpy().repeat(8, axis=0))
     model.train()
@@ -65,11 +63,11 @@ def test_model_forward_loss_and_size(name):
 
 
 @pytest.mark.parametrize("name", list_models())
-def test_every_loss_term_honours_the_point_weights(name):
+def test_every_loss_term_honours_the_point_weights(name, shared_data):
     """A point weighing 0 leaves the loss unchanged whatever its label (every term: points, heatmaps,
     offsets, pose and shape-model targets); weights of 1 are the unweighted loss; a weighted point's
     label does change it (so the first check can fail)."""
-    model = create_model(name, **_build_kwargs(name))
+    model = create_model(name, **_build_kwargs(name, shared_data))
     batch = _batch()
     model.fit_priors(batch["landmarks"].numpy().repeat(8, axis=0))
     model.train()
