@@ -253,4 +253,5 @@ def test_two_cache_writers_of_one_output_both_succeed(demo_data, tmp_path):
         assert len(open_cache(out)) == 48 and cache_is_fresh(folder, out, 1.0, "fixed", 64)
         assert not debris(out.parent), debris(out.parent)
         waited += [f"waiting for another process writing {out}" in err for _, err in results]
-    assert any(waited), "the two writers never overlapped: nothing tested"
+    if not any(waited):  # timing on a loaded machine: report, do not pass as if tested
+        pytest.skip(f"the two writers never overlapped in {len(waited)} tries: nothing tested")
