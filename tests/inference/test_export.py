@@ -122,7 +122,10 @@ def test_bad_inputs_are_one_line_errors(tmp_path):
         OnnxPredictor(fake)
     assert "\n" not in str(err.value)
     (tmp_path / "nocard.onnx").write_bytes(b"x")
-    with pytest.raises(FacelmError, match="nocard.json: model card missing"):
+    with pytest.raises(FacelmError, match="nocard.json: model card not found; re-export"):
+        OnnxPredictor(tmp_path / "nocard.onnx")
+    (tmp_path / "nocard.json").write_text(json.dumps({"gamma": 1.0}))
+    with pytest.raises(FacelmError, match="model card missing or unreadable"):
         OnnxPredictor(tmp_path / "nocard.onnx")
     assert not (tmp_path / "x.onnx").exists()
 
