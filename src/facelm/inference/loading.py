@@ -1,13 +1,16 @@
-"""The public prediction API: a model file in, a predictor out.
+"""A model file in, a predictor out.
 
     predictor = load_predictor("model.pt")          # or .onnx, or an ensemble .json
-    points = predictor.predict(images)              # uint8 RGB (N, H, W, 3) -> (N, 68, 2)
+    points = predictor.predict(crops)               # uint8 RGB face crops (N, S, S, 3) -> (N, 68, 2)
 
-The one place that knows every predictor kind, so the kinds never import each other.
+The one place that knows every predictor kind, so the kinds never import each other. PyTorch
+(``.pt`` and ensembles) is imported only when such a file is loaded: an ``.onnx`` needs
+onnxruntime alone (the inference-only install). For whole photos use :class:`facelm.Landmarker`.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Sequence
@@ -17,8 +20,6 @@ import numpy as np
 from facelm.errors import FacelmError
 from facelm.inference.base import BasePredictor, Images
 from facelm.inference.onnx_predictor import OnnxPredictor
-from facelm.inference.predictor import Predictor
-from facelm.models.checkpoint import read_ensemble_spec
 
 
 class EnsemblePredictor(BasePredictor):
@@ -33,6 +34,9 @@ class EnsemblePredictor(BasePredictor):
 
     @classmethod
     def from_file(cls, path: str | os.PathLike) -> "EnsemblePredictor":
+        from facelm.models.checkpoint import read_ensemble_spec
+
+        _refuse_old_onnx_card(Path(path))
         spec, entries = read_ensemble_spec(path)
         predictors = [load_predictor(member) for member, _ in entries]
         return cls(predictors, [weight for _, weight in entries], bool(spec.get("hflip_tta", False)))
@@ -43,12 +47,33 @@ class EnsemblePredictor(BasePredictor):
         return np.tensordot(self.weights, np.stack(preds), axes=1).astype(np.float32)
 
 
-def load_predictor(path: str | os.PathLike, device: str | None = None) -> BasePredictor:
-    """A predictor for a ``.pt`` model, an ``.onnx`` export or an ensemble ``.json``."""
+def _refuse_old_onnx_card(path: Path) -> None:
+    """A ``.json`` that is an older export's model card (beside its ``.onnx``) is not an ensemble spec: say so."""
+    try:
+        card = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return  # the ensemble reader reports it
+    if isinstance(card, dict) and str(card.get("format", "")).startswith("facelm-onnx"):
+        raise FacelmError(f"this is the model card of an ONNX export, not an ensemble spec; pass the model itself "
+                          f"({path.with_suffix('.onnx').name})", path)
+
+
+def load_predictor(path: str | os.PathLike, device: str | None = None, threads: int | None = None) -> BasePredictor:
+    """A predictor for a ``.pt`` model, an ``.onnx`` export or an ensemble ``.json``.
+
+    ``device``: ``cpu`` or ``cuda`` (default: cuda for PyTorch models when available, cpu for ONNX);
+    ``threads``: CPU threads (onnxruntime intra-op threads; torch's thread count for PyTorch models).
+    """
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".onnx":
-        return OnnxPredictor(path)
+        return OnnxPredictor(path, threads, device or "cpu")
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(int(threads))
     if suffix == ".json":
         return EnsemblePredictor.from_file(path)
+    from facelm.inference.predictor import Predictor
+
     return Predictor.from_file(path, device)
