@@ -57,6 +57,11 @@ MIN_SCORE = 0.5
 #: a face detected within REID_SECONDS of losing a track, its centre within REID_DISTANCE face sizes of
 #: where the track was last seen, takes that track's id
 REID_SECONDS, REID_DISTANCE = 2.0, 1.0
+#: a track matched to a detection whose square boxes overlap by less than this is re-framed from the detection
+REFRAME_IOU = 0.75
+#: a track is checked against the detector on each of its first YOUNG_FRAMES frames, and for as long
+#: after its points last reached the frame's edge
+YOUNG_FRAMES = 5
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,7 @@ class Track:
     source: str = "detect"  # how this frame's crop was framed: detect | track
     score: float = 1.0  # face presence: the detector's score, then the flow agreement
     seen: int = 0  # the last frame it was on
+    born: int = 0  # the frame it started on, or its points last reached the frame's edge
 
 
 @dataclass
@@ -149,7 +155,7 @@ class FaceTracker:
         track_id = self._reclaim_id(centre, float(crop[1]), index)
         if track_id is None:
             track_id, self._next_id = self._next_id, self._next_id + 1
-        return Track(track_id, landmarks, crop, smoother, score=score, seen=index)
+        return Track(track_id, landmarks, crop, smoother, score=score, seen=index, born=index)
 
     def _reclaim_id(self, centre: np.ndarray, size: float, index: int) -> int | None:
         """The id of the nearest recently lost track this face may be (see :data:`REID_SECONDS`), forgotten once taken."""
@@ -197,26 +203,47 @@ class FaceTracker:
             track.seen = index
         return not ok.all()
 
+    def _framed(self, frame: np.ndarray, frames: tuple) -> tuple[np.ndarray, tuple]:
+        """Detector landmark frames -> (points, crops): predicted there, then again in the training-like frame of those points."""
+        points = predict_frames(self.predictor, [frame], [frames], self.batch_size)[0]
+        crops = landmark_frames(points)
+        points = predict_frames(self.predictor, [frame], [crops], self.batch_size)[0]
+        return points, tuple(reframed(crop, new)[0] for crop, new in zip(zip(*crops), zip(*landmark_frames(points))))
+
     def _detect(self, frame: np.ndarray, scheduled: bool, index: int) -> None:
-        """Start tracks for detected faces nobody tracks; on a scheduled run, drop tracks the detector no longer sees."""
+        """Start tracks for detected faces nobody tracks; re-frame a track from its detection when the two
+        disagree (:data:`REFRAME_IOU`); on a scheduled run, drop tracks the detector no longer sees."""
         found = self.detector.detect_batch([frame])[0]
         centres, sizes, rolls = frames_of(self.detector, found)
         scores = found.scores
-        if self.tracks:
+        fresh = np.ones(len(sizes), bool)
+        if self.tracks and len(sizes):
             tracked = landmark_frames(np.stack([t.landmarks for t in self.tracks]))
             iou = box_iou(_square_boxes(centres, sizes), _square_boxes(tracked[0], tracked[1]))
-            if scheduled:
-                self.lost += [t for t, seen in zip(self.tracks, (iou > MATCH_IOU).any(0)) if not seen]
-                self.tracks = [t for t, seen in zip(self.tracks, (iou > MATCH_IOU).any(0)) if seen]
             fresh = ~(iou > MATCH_IOU).any(1)
-            centres, sizes, rolls, scores = centres[fresh], sizes[fresh], rolls[fresh], scores[fresh]
-        if len(sizes):
-            points = predict_frames(self.predictor, [frame], [(centres, sizes, rolls)], self.batch_size)[0]
-            # a second pass in the training-like frame of those points: the crop tracking goes on in
-            crops = landmark_frames(points)
-            points = predict_frames(self.predictor, [frame], [crops], self.batch_size)[0]
-            self.tracks += [self._new_track(p, reframed(crop, new_frame)[0], float(score), index)
-                            for p, crop, new_frame, score in zip(points, zip(*crops), zip(*landmark_frames(points)), scores)]
+            off = [(i, j) for j, i in enumerate(iou.argmax(0)) if MATCH_IOU < iou[i, j] < REFRAME_IOU]
+            if off:  # the track's points sit off the detected face (say it was born half out of the frame)
+                rows = np.array([i for i, _ in off])
+                points, crops = self._framed(frame, (centres[rows], sizes[rows], rolls[rows]))
+                for (i, j), p, crop in zip(off, points, crops):
+                    track = self.tracks[j]
+                    track.landmarks, track.crop, track.source, track.score = p, crop, "detect", float(scores[i])
+        if scheduled and self.tracks:
+            seen = (iou > MATCH_IOU).any(0) if len(sizes) else np.zeros(len(self.tracks), bool)
+            self.lost += [t for t, s in zip(self.tracks, seen) if not s]
+            self.tracks = [t for t, s in zip(self.tracks, seen) if s]
+        if fresh.any():
+            points, crops = self._framed(frame, (centres[fresh], sizes[fresh], rolls[fresh]))
+            self.tracks += [self._new_track(p, crop, float(score), index) for p, crop, score in zip(points, crops, scores[fresh])]
+
+    def _needs_detector(self, frame_shape: tuple[int, ...], index: int) -> bool:
+        """A track started, or its points reached the frame's edge (a face entering or leaving, framed from
+        what is visible), within :data:`YOUNG_FRAMES`: check it against the detector on this frame."""
+        for track in self.tracks:
+            box = bbox(track.landmarks)
+            if (box[:2] < 0).any() or box[2] > frame_shape[1] or box[3] > frame_shape[0]:
+                track.born = index
+        return any(index - track.born < YOUNG_FRAMES for track in self.tracks)
 
     def update(self, frame: np.ndarray, index: int) -> list[TrackedFace]:
         """One RGB frame -> its faces (smoothed points), tracks updated."""
@@ -224,7 +251,7 @@ class FaceTracker:
         lost = self._follow(frame, grey, index)
         every = self.options.redetect_every
         scheduled = every > 0 and index % every == 0 and index > 0
-        if lost or scheduled or not self.tracks:
+        if lost or scheduled or not self.tracks or self._needs_detector(frame.shape, index):
             self._detect(frame, scheduled, index)
         self._previous = grey
         out = []
