@@ -94,7 +94,7 @@ class Landmarker:
     ``model``: None (the default shipped model), a shipped name (``"fast"``, ``"budget"``; see
     ``facelm models --pretrained``), or a file (``.onnx``; ``.pt`` / ensemble ``.json`` need the
     training install). ``detector``: a name of :data:`facelm.inference.detect.DETECTORS` (default
-    ``yunet``) or a detector object. ``threads``: CPU threads of the model (default 1: fastest per
+    ``auto``: YuNet where installed) or a detector object. ``threads``: CPU threads of the model (default 1: fastest per
     process on a shared machine). ``device``: ``cpu`` or ``cuda``. ``hflip_tta``: average with the
     mirrored prediction (default: the model's own setting).
     """
