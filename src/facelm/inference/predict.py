@@ -41,7 +41,7 @@ from facelm.atomic import atomic_open, write_json
 from facelm.data.folder import IMAGE_SUFFIXES, imread_rgb
 from facelm.data.limits import positive_int
 from facelm.errors import FacelmError
-from facelm.inference.landmarker import COORDINATES, Face, Landmarker, crop_frames, frame_agreement
+from facelm.inference.landmarker import COORDINATES, Face, Landmarker, crop_frames
 from facelm.landmarks68 import CLOSED_GROUPS, GROUPS
 
 MODES = ("auto", "crops", "detect")
