@@ -233,3 +233,12 @@ def test_a_bad_box_is_one_line(aflw_test, models, tmp_path, capsys, text):
     assert main(["predict", str(aflw_test / "image00002.jpg"), "--boxes", str(bad), "--model", str(models / "m.onnx"),
                  "--out", str(tmp_path)]) == 2
     assert f"{bad}:1" in capsys.readouterr().err
+
+
+def test_missing_inputs_are_reported_before_the_model_loads(tmp_path, capsys):
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    assert main(["predict", str(tmp_path / "absent.jpg"), "--model", str(tmp_path / "junk.pt"),
+                 "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "nothing to predict: " in err and "absent.jpg: no such file" in err
+    assert "junk.pt" not in err and not (tmp_path / "out").exists()
