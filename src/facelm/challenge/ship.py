@@ -33,7 +33,7 @@ CARD_SCORES = ("n_images", "nme_384", "nme_box", "nme_io", "fr_box_10", "auc_box
 def ship_model(model: str | Path, name: str, val: str | Path, terms: str, out: str | Path, runs: int = 200) -> dict:
     """Write ``out/NAME.onnx`` (card in its metadata) and ``out/NAME.md``; returns the metadata card."""
     from facelm.inference.export import export_onnx, write_onnx_card
-    from facelm.inference.onnx_predictor import read_onnx_card
+    from facelm.inference.onnx_predictor import CARD_FORMAT, read_onnx_card
 
     if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", name):
         raise FacelmError(f"a shipped model's name is lower-case letters, digits, - and _ (got {name!r})")
@@ -48,7 +48,7 @@ def ship_model(model: str | Path, name: str, val: str | Path, terms: str, out: s
         else:
             export_onnx(model, staged)
         measured = build_card(staged, val, runs)
-        card = {**read_onnx_card(staged), "name": name, "onnx": staged.name,
+        card = {**read_onnx_card(staged), "format": CARD_FORMAT, "name": name, "onnx": staged.name,
                 "val_folder": Path(val).resolve().name, "val_nme_384": measured["scores"]["nme_384"],
                 "val_scores": {key: measured["scores"][key] for key in CARD_SCORES},
                 "hflip_tta": measured["hflip_tta"], "ort_ms_per_face_1_thread": measured["ort_ms_per_face_1_thread"],
