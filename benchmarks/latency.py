@@ -52,7 +52,9 @@ def load(item: str, size: int) -> tuple[str, torch.nn.Module, int]:
     """A registered name (untrained, at ``size``) or a .pt / .onnx file -> (label, model, input size)."""
     path = Path(item)
     if path.suffix == ".onnx":
-        card = json.loads(path.with_suffix(".json").read_text())
+        from facelm.inference.onnx_predictor import read_onnx_card
+
+        card = read_onnx_card(path)  # in the ONNX metadata (or an older export's sidecar .json)
         if not card.get("source"):
             sys.exit(f"{path}: the model card names no .pt source to time PyTorch against")
         path = Path(card["source"])

@@ -252,6 +252,14 @@ BAD_INPUTS: dict[str, list[tuple[str, list[str], str | None]]] = {
         ("huge header", ["{huge}", "--model", "{model}", "--out", "{out}/p", "--crops"], "bomb.jpg"),
         ("unknown detector", ["{labelled}", "--model", "{model}", "--out", "{out}/p", "--detector", "nope"], "nope"),
     ],
+    "ship": [
+        ("missing model", ["{missing}", "--name", "x", "--val", "{labelled}", "--terms", "t", "--out", "{out}/w"], "absent"),
+        ("garbage onnx", ["{garbage_onnx}", "--name", "x", "--val", "{labelled}", "--terms", "t", "--out", "{out}/w"],
+         "garbage.onnx"),
+        ("bad name", ["{model}", "--name", "Fast One", "--val", "{labelled}", "--terms", "t", "--out", "{out}/w"], "name"),
+        ("unlabelled val", ["{model}", "--name", "x", "--val", "{unlabelled}", "--terms", "t", "--out", "{out}/w"],
+         "unlabelled"),
+    ],
     "ablation": [
         ("missing config", ["--config", "{missing}"], "absent"),
         ("bad yaml", ["--config", "{bad_yaml}"], "bad.yaml"),

@@ -107,3 +107,21 @@ def test_typed_sections_match_the_schema():
 
     assert {f.name for f in dataclasses.fields(Config)} == section_keys(cfg.schema())
     assert {f.name for f in dataclasses.fields(cfg.Train)} == section_keys(cfg.schema()["properties"]["train"])
+
+
+def test_every_config_error_is_shown_with_suggestions():
+    with pytest.raises(FacelmError) as err:
+        load_config(REPO / "config.yaml", ["train.epochz=3", "budget_mb=big", "augment.hflip=0.5"])
+    text = str(err.value)
+    assert "\n" not in text
+    assert "unknown key train.epochz (did you mean train.epochs?)" in text
+    assert "unknown key augment.hflip (did you mean augment.hflip_p?)" in text and "key budget_mb" in text
+
+
+def test_the_schema_declares_the_draft_snakemake_validates_with():
+    """Snakemake 9 validates with Draft 2020-12 and warns on any other $schema."""
+    import yaml
+    from jsonschema import Draft202012Validator
+
+    schema = yaml.safe_load((REPO / "src" / "facelm" / "schemas" / "config.schema.yaml").read_text())
+    assert schema["$schema"] == Draft202012Validator.META_SCHEMA["$schema"]

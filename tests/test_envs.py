@@ -33,3 +33,19 @@ def test_every_rule_names_the_conda_env():
         text = rules.read_text()
         n_rules = len(re.findall(r"^\s*rule\b", text, flags=re.M))  # named, anonymous and generated rules
         assert n_rules == text.count('"../../envs/facelm.yaml"'), rules
+
+
+def _names(requirements) -> set[str]:
+    return {re.split(r"[=<>!~;\[ ]", r.strip(), maxsplit=1)[0].lower() for r in requirements}
+
+
+def test_a_plain_install_is_inference_only_and_the_train_extra_holds_the_rest():
+    """`pip install .` pulls no torch, Snakemake or Optuna; base + [train] cover every pinned package."""
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    base, train = _names(project["dependencies"]), _names(project["optional-dependencies"]["train"])
+    assert base == {"numpy", "opencv-python-headless", "onnxruntime", "yuface", "pillow", "tqdm"}
+    assert {"torch", "timm", "snakemake", "optuna", "onnx"} <= train and not base & train
+    test_only = {"pytest", "setuptools", "snakemake-executor-plugin-slurm-jobstep"}
+    assert _names(_requirements()) - test_only == base | train

@@ -60,6 +60,16 @@ def test_bad_config_stops_before_any_rule_with_one_line(workdir, override, key):
     assert not (workdir / "results" / "checks").exists()
 
 
+def test_a_bad_configfile_is_named_and_the_schema_draft_raises_no_warning(workdir):
+    (workdir / "typo.yaml").write_text("train: {epochz: 3}\n")
+    result = snakemake("-n", "--configfile", str(workdir / "typo.yaml"), cwd=workdir)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("facelm:")]
+    assert result.returncode != 0 and len(errors) == 1 and errors[0].startswith(f"facelm: {workdir / 'typo.yaml'}"), result.stderr
+    assert "did you mean train.epochs?" in errors[0]
+    clean = snakemake("-n", "--configfile", str(workdir / "config.yaml"), cwd=workdir)
+    assert clean.returncode == 0 and "may not be validated correctly" not in clean.stderr, clean.stderr[-2000:]
+
+
 def test_challenge_mode_with_distillation_submits_the_student(workdir):
     (workdir / "distill.yaml").write_text("distill: {enabled: true}\nensemble: {single_model: true}\n")
     result = snakemake("-n", "-p", "submission", "--configfile", str(workdir / "config.yaml"), str(workdir / "distill.yaml"),

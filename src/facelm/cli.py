@@ -25,7 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "check-data": ("facelm.data.checks", "check a challenge-format folder and write a report / clean index"),
     "cache": ("facelm.data.cache", "build the gamma-corrected, resized image cache of a folder"),
     "show-augment": ("facelm.data.show_augment", "draw a grid of augmented samples with their landmarks"),
-    "models": ("facelm.models.listing", "list registered models with params, size and CPU speed"),
+    "models": ("facelm.inference.model_list", "list registered models with params, size and CPU speed (--pretrained: the shipped models)"),
     "folds": ("facelm.data.folds", "write the seeded K-fold split of the training sets"),
     "train": ("facelm.training.trainer", "train one model (optionally one fold)"),
     "evaluate": ("facelm.challenge.evaluate", "score a model on a labelled folder (NME, FR, AUC, CED)"),
@@ -39,7 +39,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "score": ("facelm.challenge.score", "NME x100 (/384) of a solution file against an annot.pkl"),
     "model-card": ("facelm.challenge.model_card", "accuracy by yaw and region, size and ORT latency of a model, as Markdown"),
     "report": ("facelm.challenge.report", "write results/report.md with plots"),
-    "export": ("facelm.inference.export", "export a model or ensemble to ONNX with a model card"),
+    "export": ("facelm.inference.export", "export a model or ensemble to a self-contained ONNX file (card in its metadata)"),
+    "ship": ("facelm.challenge.ship", "turn a trained model into a shipped pretrained model (ONNX + model card) in facelm/weights"),
     "predict": ("facelm.inference.predict", "predict landmarks on crops or photos (with face detection)"),
     "ablation": ("facelm.challenge.ablation", "train every method briefly and write the ablation table"),
 }

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import difflib
 import os
 import typing
 from dataclasses import dataclass, field
@@ -64,20 +65,25 @@ def _fill_defaults(value: Any, node: dict, root: dict) -> Any:
 
 
 def _error_line(err: jsonschema.ValidationError) -> str:
+    """One schema error as text; an unknown key names the closest known keys ("did you mean")."""
     where = ".".join(str(p) for p in err.absolute_path) or "(top level)"
     if err.validator == "additionalProperties":
-        extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
-        return f"unknown key {where + '.' if err.absolute_path else ''}{extra[0]}" if extra else err.message
+        known = list(err.schema.get("properties", {}))
+        extra = sorted(set(err.instance) - set(known))
+        prefix = where + "." if err.absolute_path else ""
+        return "; ".join(f"unknown key {prefix}{key}" + "".join(f" (did you mean {prefix}{m}?)" for m in
+                                                                difflib.get_close_matches(key, known, n=1))
+                         for key in extra) or err.message
     return f"key {where}: {err.message}"
 
 
 def validate_config(config: dict, source: str | os.PathLike = "config") -> dict:
     """Validate ``config`` (a dict) in place, fill schema defaults, and return it."""
     root = schema()
-    validator = jsonschema.Draft7Validator(root)
-    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
-    if errors:
-        raise FacelmError(f"invalid config: {_error_line(errors[0])}", source)
+    validator = jsonschema.Draft202012Validator(root)
+    errors = sorted(validator.iter_errors(config), key=lambda e: [str(p) for p in e.absolute_path])
+    if errors:  # every error, on one line
+        raise FacelmError(f"invalid config: {'; '.join(_error_line(err) for err in errors)}", source)
     config = _fill_defaults(config, root, root)
     made_by = {}
     for key in ("train_set_options", "prepare", "relabel", "pose_synthesis"):

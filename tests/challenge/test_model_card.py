@@ -45,11 +45,11 @@ def test_card_reports_a_models_own_train_overrides(tiny_pipeline, tmp_path):
     """A member trained with ``models[].train`` overrides (e.g. a longer student) is reported with them."""
     import dataclasses
 
-    from facelm.challenge.model_card import _training_record
+    from facelm.challenge.model_card import training_record
     from facelm.training.trainer import train_model
 
     config, _ = tiny_pipeline
     entry = dataclasses.replace(config.models[0], train={"epochs": 2})
     train_model(config, entry, 0, tmp_path / "run")
-    member = _training_record(tmp_path / "run" / "model.pt")["members"][0]
+    member = training_record(tmp_path / "run" / "model.pt")["members"][0]
     assert member["train"]["epochs"] == 2 and config.train.epochs == 1

@@ -19,3 +19,18 @@ def test_report_has_every_section_and_its_plots(tiny_pipeline):
     assert "## Ensemble" in text and "report_ced.png" in text
     for png in ("report_ced.png", "report_faces.png"):
         assert (out.parent / png).stat().st_size > 1000
+
+
+def test_the_header_states_the_gamma_the_runs_used(tmp_path):
+    """Tuning may change gamma (1.16 in the 300-W runs); the header reports the runs' recorded value, not the config's."""
+    import json
+    from types import SimpleNamespace
+
+    from facelm.challenge.report import gamma_text
+
+    config = SimpleNamespace(preprocess=SimpleNamespace(gamma=1.0, gamma_mode="fixed"))
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"config": {"preprocess": {"gamma": 1.16, "gamma_mode": "fixed"}}}))
+    assert gamma_text(config, [{"dir": run}]) == "gamma 1.16 (fixed) as the runs used it (config: 1.0; tuned values applied)"
+    assert gamma_text(config, []) == "gamma 1.0 (fixed, as configured)"

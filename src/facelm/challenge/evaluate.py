@@ -90,7 +90,7 @@ def plot_ced(curves: dict[str, np.ndarray], out_png: str | os.PathLike, threshol
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5, 4))
+    fig, ax = plt.subplots(figsize=(7, 4))
     for label, per_image in curves.items():
         xs, ys = ced_curve(per_image, threshold)
         ax.plot(100 * xs, ys, label=f"{label} (AUC {100 * auc(per_image, threshold):.1f})")
@@ -99,10 +99,11 @@ def plot_ced(curves: dict[str, np.ndarray], out_png: str | os.PathLike, threshol
     ax.set_xlim(0, 100 * threshold)
     ax.set_ylim(0, 1)
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
+    # outside the axes: curves rise to the lower right, where a legend inside would cover them
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, borderaxespad=0)
     fig.tight_layout()
     with atomic_path(out_png) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
+        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")  # keeps the legend beside the axes
     plt.close(fig)
 
 

@@ -50,7 +50,7 @@ def ort_ms_per_face(onnx_path: str | os.PathLike, runs: int = 200) -> float:
     return 1e3 * statistics.median(times)
 
 
-def _training_record(model_path: Path) -> dict:
+def training_record(model_path: Path) -> dict:
     """Train sets, epochs, size and model spec(s) from a checkpoint or the members of an ensemble."""
     from facelm.models.checkpoint import load_model, read_ensemble_spec
 
@@ -100,7 +100,7 @@ def build_card(model_path: str | os.PathLike, val_folder: str | os.PathLike, run
         "onnx_mb": float(export["size_mb"]), "gflops": export.get("gflops"), "input_size": size,
         "ort_ms_per_face_1_thread": ms, "ort_ms_per_face_as_submitted": ms * (2 if tta else 1),
         "host": {"cpus": os.cpu_count(), "machine": platform.machine(), "processor": platform.processor()},
-        "training": _training_record(model_path),
+        "training": training_record(model_path),
     }
 
 

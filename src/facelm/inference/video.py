@@ -1,23 +1,27 @@
 """Landmarks on video: faces tracked from frame to frame, smoothed, written per frame with an overlay video.
 
-    facelm predict clip.mp4 --model face.onnx --out tracked/
-    -> tracked/clip.landmarks.csv  (frame, time_s, face, source, box_x0..box_y1, x0, y0, ..., x67, y67)
+    facelm predict clip.mp4 --out tracked/
+    -> tracked/clip.landmarks.csv  (model, frame, time_s, face, source, score, box_x0..box_y1, x0, y0, ..., x67, y67;
+                                    coordinates as in facelm.inference.landmarker.COORDINATES, 0.01 px)
        tracked/clip.overlay.mp4    (the clip with each face's points and id drawn)
 
 Tracking (:class:`FaceTracker`): the detector finds the faces on the first frame (a second pass
 re-predicts each face in the training-like frame of its first points); from then on each face's
-68 points frame its next crop exactly like a training crop (no detector, one batched prediction
-for all faces of the frame). Each of the crop's centre, size and roll follows the points only once
-they moved from it by more than :data:`REFRAME`, not on every frame: a model's small systematic
-error (say it sees faces 3 % smaller than they are) would otherwise feed back through the crop
-frame after frame and the track would shrink and drift off the face; a crop held still also keeps
-the points of a still face steadier. A face that comes to rest (points still for
-:data:`SETTLE_FRAMES` frames) has its crop centred on it once, so it is not left at the edge of
-the dead band. The detector runs again when a face is lost (its new points
-do not fit the crop they came from), when no face is tracked, and every ``redetect_every`` frames
-(new faces start tracks; a tracked face the detector no longer sees is dropped). Points written are
-smoothed per face by a One Euro filter (:mod:`facelm.inference.one_euro`); the next crop uses the
-raw points, so smoothing lag never feeds back into tracking.
+crop is carried to the next frame by the optical flow of its 68 points (:mod:`facelm.inference.point_flow`:
+shift, scale and turn), so a moving face stays where the model expects it in the crop, and all
+faces of a frame go through the model in one batched prediction. Every prediction gets a
+face-presence score: the fraction of its points that land where the flow carried the last ones.
+A track is lost when the score drops below :data:`MIN_SCORE` or its points do not fit the crop
+(:func:`plausible`); the detector then runs, and a face found again within :data:`REID_SECONDS`
+near where a track was lost gets that track's id back. On top of the flow, each of the crop's
+centre, size and roll follows the points only once they moved from it by more than
+:data:`REFRAME`: a model's small systematic error (say it sees faces 3 % smaller than they are)
+would otherwise feed back through the crop frame after frame; a face that comes to rest (points
+still for :data:`SETTLE_FRAMES` frames) has its crop centred on it once. The detector also runs
+when no face is tracked and every ``redetect_every`` frames (new faces start tracks; a tracked face
+the detector no longer sees is dropped). Points written are smoothed per face by a One Euro filter
+(:mod:`facelm.inference.one_euro`); the next crop uses the raw points, so smoothing lag never feeds
+back into tracking.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from facelm.errors import FacelmError
 from facelm.inference.faces import frames_of, predict_frames
 from facelm.inference.framing import landmark_frames
 from facelm.inference.one_euro import OneEuroFilter
+from facelm.inference.point_flow import agreement, face_motion, flow_points, move_frames
 from facelm.landmarks68 import bbox
 
 #: a detection and a track are the same face above this IoU of their landmark boxes
@@ -47,6 +52,16 @@ REFRAME = {"centre": 0.08, "size": 1.1, "roll_deg": 6.0}
 #: a face whose points moved less than this fraction of its size (mean per point) for SETTLE_FRAMES
 #: frames is at rest: its crop is centred on it once
 STILL_FRACTION, SETTLE_FRAMES = 0.01, 3
+#: a track whose face-presence score (:func:`facelm.inference.point_flow.agreement`) falls below this is lost
+MIN_SCORE = 0.5
+#: a face detected within REID_SECONDS of losing a track, its centre within REID_DISTANCE face sizes of
+#: where the track was last seen, takes that track's id
+REID_SECONDS, REID_DISTANCE = 2.0, 1.0
+#: a track matched to a detection whose square boxes overlap by less than this is re-framed from the detection
+REFRAME_IOU = 0.75
+#: a track is checked against the detector on each of its first YOUNG_FRAMES frames, and for as long
+#: after its points last reached the frame's edge
+YOUNG_FRAMES = 5
 
 
 @dataclass(frozen=True)
@@ -68,6 +83,9 @@ class Track:
     still: int = 0  # frames the points have stayed put
     settled: bool = True  # crop centred on the points since it last moved
     source: str = "detect"  # how this frame's crop was framed: detect | track
+    score: float = 1.0  # face presence: the detector's score, then the flow agreement
+    seen: int = 0  # the last frame it was on
+    born: int = 0  # the frame it started on, or its points last reached the frame's edge
 
 
 @dataclass
@@ -75,6 +93,7 @@ class TrackedFace:
     id: int
     source: str
     landmarks: np.ndarray  # smoothed (68, 2)
+    score: float = 1.0
 
 
 def _square_boxes(centres: np.ndarray, sizes: np.ndarray) -> np.ndarray:
@@ -124,81 +143,138 @@ class FaceTracker:
     fps: float
     batch_size: int = 64
     tracks: list[Track] = field(default_factory=list)
+    lost: list[Track] = field(default_factory=list)  # recently lost tracks, for their ids
     _next_id: int = 0
+    _previous: np.ndarray | None = None  # the last frame, grey
 
-    def _new_track(self, landmarks: np.ndarray, crop: tuple[np.ndarray, np.ndarray, np.ndarray]) -> Track:
+    def _new_track(self, landmarks: np.ndarray, crop: tuple[np.ndarray, np.ndarray, np.ndarray],
+                   score: float = 1.0, index: int = 0) -> Track:
         o = self.options
         smoother = OneEuroFilter(o.min_cutoff, o.beta, o.d_cutoff) if o.smooth else None
-        self._next_id += 1
-        return Track(self._next_id - 1, landmarks, crop, smoother)
+        centre = landmark_frames(landmarks[None])[0][0]
+        track_id = self._reclaim_id(centre, float(crop[1]), index)
+        if track_id is None:
+            track_id, self._next_id = self._next_id, self._next_id + 1
+        return Track(track_id, landmarks, crop, smoother, score=score, seen=index, born=index)
 
-    def _follow(self, frame: np.ndarray) -> bool:
-        """Predict every track in its crop; re-frame the crops the points left; drop the lost ones. True if any was lost."""
+    def _reclaim_id(self, centre: np.ndarray, size: float, index: int) -> int | None:
+        """The id of the nearest recently lost track this face may be (see :data:`REID_SECONDS`), forgotten once taken."""
+        self.lost = [t for t in self.lost if index - t.seen <= REID_SECONDS * self.fps]
+        near = [(float(np.linalg.norm(landmark_frames(t.landmarks[None])[0][0] - centre)), i) for i, t in enumerate(self.lost)
+                if max(t.crop[1] / size, size / t.crop[1]) < 1.5]
+        near = [(d, i) for d, i in near if d < REID_DISTANCE * self.lost[i].crop[1]]
+        if not near:
+            return None
+        return self.lost.pop(min(near)[1]).id
+
+    def _carried_crops(self, grey: np.ndarray) -> tuple[tuple, np.ndarray | None, np.ndarray | None]:
+        """The tracks' crops moved by the flow since the last frame -> (crops, flowed points, kept) (None without a last frame)."""
+        crops = tuple(np.stack(parts) for parts in zip(*(t.crop for t in self.tracks)))
+        if self._previous is None or self._previous.shape != grey.shape:
+            return crops, None, None
+        last = np.stack([t.landmarks for t in self.tracks]).astype(np.float64)
+        sizes = landmark_frames(last)[1]
+        moved, kept = flow_points(self._previous, grey, last, sizes)
+        return move_frames(crops, face_motion(last, moved, kept, sizes)), moved, kept
+
+    def _follow(self, frame: np.ndarray, grey: np.ndarray, index: int) -> bool:
+        """Predict every track in its flow-carried crop, score it, re-frame it; drop the lost ones. True if any was lost."""
         if not self.tracks:
             return False
-        before = tuple(np.stack(parts) for parts in zip(*(t.crop for t in self.tracks)))
-        points = predict_frames(self.predictor, [frame], [before], self.batch_size)[0]
+        crops, moved, kept = self._carried_crops(grey)
+        points = predict_frames(self.predictor, [frame], [crops], self.batch_size)[0]
         after = landmark_frames(points)
-        kept = plausible(before, after, frame.shape)
-        for track, new, new_frame in zip(self.tracks, points, zip(*after)):
-            moved = np.linalg.norm(new - track.landmarks, axis=1).mean() > STILL_FRACTION * track.crop[1]
-            track.landmarks, track.source = new, "track"
-            track.still = 0 if moved else track.still + 1
-            crop, changed = reframed(track.crop, new_frame)
+        scores = np.array([t.score for t in self.tracks]) if moved is None else agreement(points, moved, kept, after[1])
+        ok = plausible(crops, after, frame.shape) & (scores >= MIN_SCORE)
+        for track, new, crop, new_frame, score in zip(self.tracks, points, zip(*crops), zip(*after), scores):
+            moved_points = np.linalg.norm(new - track.landmarks, axis=1).mean() > STILL_FRACTION * track.crop[1]
+            track.still = 0 if moved_points else track.still + 1
+            track.landmarks, track.source, track.score = new, "track", float(score)
+            track.crop, changed = reframed(crop, new_frame)
             if changed:
-                track.crop, track.settled = crop, False
+                track.settled = False
             elif track.still >= SETTLE_FRAMES and not track.settled:
                 # the face came to rest inside the dead band, maybe off the crop's centre: centre the
                 # crop on it once (a model's bias then moves the crop once per stop, not every frame)
                 track.crop, track.settled = new_frame, True
-        self.tracks = [t for t, ok in zip(self.tracks, kept) if ok]
-        return not kept.all()
+        self.lost += [t for t, good in zip(self.tracks, ok) if not good]
+        self.tracks = [t for t, good in zip(self.tracks, ok) if good]
+        for track in self.tracks:
+            track.seen = index
+        return not ok.all()
 
-    def _detect(self, frame: np.ndarray, scheduled: bool) -> None:
-        """Start tracks for detected faces nobody tracks; on a scheduled run, drop tracks the detector no longer sees."""
+    def _framed(self, frame: np.ndarray, frames: tuple) -> tuple[np.ndarray, tuple]:
+        """Detector landmark frames -> (points, crops): predicted there, then again in the training-like frame of those points."""
+        points = predict_frames(self.predictor, [frame], [frames], self.batch_size)[0]
+        crops = landmark_frames(points)
+        points = predict_frames(self.predictor, [frame], [crops], self.batch_size)[0]
+        return points, tuple(reframed(crop, new)[0] for crop, new in zip(zip(*crops), zip(*landmark_frames(points))))
+
+    def _detect(self, frame: np.ndarray, scheduled: bool, index: int) -> None:
+        """Start tracks for detected faces nobody tracks; re-frame a track from its detection when the two
+        disagree (:data:`REFRAME_IOU`); on a scheduled run, drop tracks the detector no longer sees."""
         found = self.detector.detect_batch([frame])[0]
         centres, sizes, rolls = frames_of(self.detector, found)
-        if self.tracks:
+        scores = found.scores
+        fresh = np.ones(len(sizes), bool)
+        if self.tracks and len(sizes):
             tracked = landmark_frames(np.stack([t.landmarks for t in self.tracks]))
             iou = box_iou(_square_boxes(centres, sizes), _square_boxes(tracked[0], tracked[1]))
-            if scheduled:
-                self.tracks = [t for t, seen in zip(self.tracks, (iou > MATCH_IOU).any(0)) if seen]
             fresh = ~(iou > MATCH_IOU).any(1)
-            centres, sizes, rolls = centres[fresh], sizes[fresh], rolls[fresh]
-        if len(sizes):
-            points = predict_frames(self.predictor, [frame], [(centres, sizes, rolls)], self.batch_size)[0]
-            # a second pass in the training-like frame of those points: the crop tracking goes on in
-            crops = landmark_frames(points)
-            points = predict_frames(self.predictor, [frame], [crops], self.batch_size)[0]
-            self.tracks += [self._new_track(p, reframed(crop, new_frame)[0])
-                            for p, crop, new_frame in zip(points, zip(*crops), zip(*landmark_frames(points)))]
+            off = [(i, j) for j, i in enumerate(iou.argmax(0)) if MATCH_IOU < iou[i, j] < REFRAME_IOU]
+            if off:  # the track's points sit off the detected face (say it was born half out of the frame)
+                rows = np.array([i for i, _ in off])
+                points, crops = self._framed(frame, (centres[rows], sizes[rows], rolls[rows]))
+                for (i, j), p, crop in zip(off, points, crops):
+                    track = self.tracks[j]
+                    track.landmarks, track.crop, track.source, track.score = p, crop, "detect", float(scores[i])
+        if scheduled and self.tracks:
+            seen = (iou > MATCH_IOU).any(0) if len(sizes) else np.zeros(len(self.tracks), bool)
+            self.lost += [t for t, s in zip(self.tracks, seen) if not s]
+            self.tracks = [t for t, s in zip(self.tracks, seen) if s]
+        if fresh.any():
+            points, crops = self._framed(frame, (centres[fresh], sizes[fresh], rolls[fresh]))
+            self.tracks += [self._new_track(p, crop, float(score), index) for p, crop, score in zip(points, crops, scores[fresh])]
+
+    def _needs_detector(self, frame_shape: tuple[int, ...], index: int) -> bool:
+        """A track started, or its points reached the frame's edge (a face entering or leaving, framed from
+        what is visible), within :data:`YOUNG_FRAMES`: check it against the detector on this frame."""
+        for track in self.tracks:
+            box = bbox(track.landmarks)
+            if (box[:2] < 0).any() or box[2] > frame_shape[1] or box[3] > frame_shape[0]:
+                track.born = index
+        return any(index - track.born < YOUNG_FRAMES for track in self.tracks)
 
     def update(self, frame: np.ndarray, index: int) -> list[TrackedFace]:
         """One RGB frame -> its faces (smoothed points), tracks updated."""
-        lost = self._follow(frame)
+        grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+        lost = self._follow(frame, grey, index)
         every = self.options.redetect_every
         scheduled = every > 0 and index % every == 0 and index > 0
-        if lost or scheduled or not self.tracks:
-            self._detect(frame, scheduled)
+        if lost or scheduled or not self.tracks or self._needs_detector(frame.shape, index):
+            self._detect(frame, scheduled, index)
+        self._previous = grey
         out = []
         for track in self.tracks:
             points = track.landmarks
             if track.smoother is not None:
                 points = track.smoother(index / self.fps, points, scale=float(landmark_frames(points[None])[1][0]))
-            out.append(TrackedFace(track.id, track.source, points.astype(np.float32)))
+            out.append(TrackedFace(track.id, track.source, points.astype(np.float32), track.score))
         return out
 
 
 def csv_header() -> str:
     coords = ",".join(f"x{i},y{i}" for i in range(68))
-    return f"frame,time_s,face,source,box_x0,box_y0,box_x1,box_y1,{coords}\n"
+    return f"model,frame,time_s,face,source,score,box_x0,box_y0,box_x1,box_y1,{coords}\n"
 
 
-def csv_rows(index: int, fps: float, faces: list[TrackedFace]) -> str:
+def csv_rows(index: int, fps: float, faces: list[TrackedFace], model: str = "") -> str:
+    """One CSV line per face; coordinates in pixels to 0.01 px (the box is the points' box)."""
     rows = []
     for face in faces:
         numbers = np.concatenate([bbox(face.landmarks), face.landmarks.reshape(-1)])
-        rows.append(f"{index},{index / fps:.4f},{face.id},{face.source}," + ",".join(f"{v:.3f}" for v in numbers) + "\n")
+        rows.append(f"{model},{index},{index / fps:.4f},{face.id},{face.source},{face.score:.3f},"
+                    + ",".join(f"{v:.2f}" for v in numbers) + "\n")
     return "".join(rows)
 
 
@@ -241,8 +317,11 @@ def video_writer(path: Path, fps: float) -> Iterator:
 
 
 def predict_video(predictor, path: Path, out: Path, detector, options: VideoOptions = VideoOptions(),
-                  batch_size: int = 64) -> int:
-    """Track and write ``<out>/<stem>.landmarks.csv`` (+ ``<stem>.overlay.mp4``), both atomically -> frames read."""
+                  batch_size: int = 64, name: str | None = None, model: str = "") -> int:
+    """Track and write ``<out>/<name>.landmarks.csv`` (+ ``<name>.overlay.mp4``), both atomically -> frames read.
+
+    ``name`` defaults to the video's stem; ``model`` (the model id) fills the CSV's model column."""
+    name = path.stem if name is None else name
     capture = cv2.VideoCapture(str(path))
     if not capture.isOpened():
         raise FacelmError("cannot open the video", path)
@@ -251,15 +330,15 @@ def predict_video(predictor, path: Path, out: Path, detector, options: VideoOpti
     frames = 0
     try:
         with contextlib.ExitStack() as stack:
-            table = stack.enter_context(atomic_open(out / f"{path.stem}.landmarks.csv"))
-            write = stack.enter_context(video_writer(out / f"{path.stem}.overlay.mp4", fps)) if options.overlay else None
+            table = stack.enter_context(atomic_open(out / f"{name}.landmarks.csv"))
+            write = stack.enter_context(video_writer(out / f"{name}.overlay.mp4", fps)) if options.overlay else None
             table.write(csv_header())
             while True:
                 ok, bgr = capture.read()
                 if not ok:
                     break
                 faces = tracker.update(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), frames)
-                table.write(csv_rows(frames, fps, faces))
+                table.write(csv_rows(frames, fps, faces, model))
                 if write is not None:
                     write(cv2.cvtColor(draw_tracked(bgr[:, :, ::-1], faces), cv2.COLOR_RGB2BGR))
                 frames += 1
@@ -281,7 +360,6 @@ def add_video_arguments(group) -> None:
                        help=f"One Euro cutoff of the speed estimate, Hz (default {defaults.d_cutoff})")
     group.add_argument("--redetect-every", type=int, default=defaults.redetect_every,
                        help=f"run the detector every N frames besides when a face is lost; 0: only then (default {defaults.redetect_every})")
-    group.add_argument("--no-overlay", dest="overlay", action="store_false", help="skip the overlay video")
 
 
 def video_options(args: argparse.Namespace) -> VideoOptions:

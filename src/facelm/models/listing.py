@@ -1,4 +1,4 @@
-"""``facelm models``: every registered model with its size and CPU speed.
+"""The table of ``facelm models``: every registered model with its size and CPU speed.
 
 CPU milliseconds per image are measured at batch 1 on one thread (the challenge's
 deployment case), median of several runs after a warm-up.
@@ -11,7 +11,6 @@ import time
 import numpy as np
 import torch
 
-from facelm.data.limits import positive_int
 from facelm.errors import FacelmError
 from facelm.models import count_params, create_model, list_families, list_models, model_size_mb
 
@@ -50,16 +49,11 @@ def model_table(size: int = 128, budget_mb: float = 15.0, repeats: int = 10) -> 
     return rows
 
 
-def add_arguments(parser) -> None:
-    parser.add_argument("--size", type=positive_int, default=128, help="input size for the speed measurement")
-    parser.add_argument("--markdown", action="store_true", help="print a markdown table")
-    parser.add_argument("--repeats", type=positive_int, default=10)
-
-
-def main(args) -> int:
-    rows = model_table(args.size, repeats=args.repeats)
-    if args.markdown:
-        print(f"| model | default of | params | MB | CPU ms/img ({args.size} px, 1 thread) |")
+def print_model_table(size: int, repeats: int, markdown: bool) -> None:
+    """Print :func:`model_table` (``facelm models``; the command lives in :mod:`facelm.inference.model_list`)."""
+    rows = model_table(size, repeats=repeats)
+    if markdown:
+        print(f"| model | default of | params | MB | CPU ms/img ({size} px, 1 thread) |")
         print("|---|---|---|---|---|")
         for r in rows:
             print(f"| {r['name']} | {r['family_default']} | {r['params']:,} | {r['mb']:.2f} | {r['cpu_ms']:.1f} |")
@@ -68,4 +62,3 @@ def main(args) -> int:
         for r in rows:
             flag = "" if r["within_budget"] else "  OVER BUDGET"
             print(f"{r['name']:<28}{r['family_default']:<14}{r['params']:>12,}{r['mb']:>8.2f}{r['cpu_ms']:>9.1f}{flag}")
-    return 0

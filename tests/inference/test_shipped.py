@@ -1,0 +1,77 @@
+"""Shipped pretrained models: `facelm ship` writes a self-contained ONNX + card, the registry lists it,
+it is the default of `facelm predict` / `Landmarker()`, and -- THE SHIPPED-MODEL TEST -- every model in
+src/facelm/weights reproduces its card's aflw_val NME."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import pytest
+
+import facelm.inference.shipped as shipped
+from facelm.challenge.evaluate import evaluate
+from facelm.cli import main
+from facelm.inference.onnx_predictor import OnnxPredictor, read_onnx_card
+from facelm.inference.shipped import WEIGHTS_DIR, shipped_models
+from test_predict import models  # noqa: F401 (fixture)
+
+cv2.setNumThreads(1)
+TERMS = "test model: 300-W (non-commercial research only)"
+
+
+@pytest.fixture(scope="module")
+def weights_dir(models, tmp_path_factory, shared_data):  # noqa: F811
+    """A weights folder holding one shipped model, "fast" (the untrained plumbing model of test_predict)."""
+    out = tmp_path_factory.mktemp("weights")
+    assert main(["ship", str(models / "m.pt"), "--name", "fast", "--val", str(shared_data("aflw_val")),
+                 "--terms", TERMS, "--out", str(out), "--runs", "5"]) == 0
+    return out
+
+
+def test_ship_writes_a_self_contained_model_and_its_card(weights_dir):
+    assert sorted(p.name for p in weights_dir.iterdir()) == ["fast.md", "fast.onnx"]
+    card = read_onnx_card(weights_dir / "fast.onnx")
+    assert card["name"] == "fast" and card["terms"] == TERMS and card["val_folder"] == "aflw_val"
+    assert card["input_size"] == 64 and card["normalisation"].startswith("inside the graph")
+    assert card["crop_framing"]["landmark_box_centre"] == [0.5, 0.58] and card["ort_ms_per_face_1_thread"] > 0
+    assert card["size_mb"] == pytest.approx((weights_dir / "fast.onnx").stat().st_size / 2**20, rel=1e-3)
+    text = (weights_dir / "fast.md").read_text()
+    assert text.startswith("# Shipped model `fast`") and TERMS in text and f"**{card['val_nme_384']:.3f}**" in text
+
+
+def test_the_registry_lists_it_and_it_is_the_default(weights_dir, aflw_test, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(shipped, "WEIGHTS_DIR", weights_dir)
+    assert [m.name for m in shipped_models()] == ["fast"]
+    assert main(["models", "--pretrained"]) == 0
+    listed = capsys.readouterr().out
+    assert "fast (default)" in listed and TERMS in listed
+    crop = aflw_test / "image00002.jpg"
+    assert main(["predict", str(crop), "--out", str(tmp_path / "a")]) == 0  # no --model: the shipped one
+    assert json.loads((tmp_path / "a" / "image00002.json").read_text())["model"].startswith("fast@")
+    assert main(["predict", str(crop), "--model", "fast", "--out", str(tmp_path / "b")]) == 0  # by name
+    assert main(["predict", str(crop), "--model", "nosuch", "--out", str(tmp_path / "c")]) == 2
+    assert "no shipped model 'nosuch' (shipped: fast)" in capsys.readouterr().err
+
+
+def test_without_a_shipped_model_predict_asks_for_one(aflw_test, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(shipped, "WEIGHTS_DIR", tmp_path / "empty")
+    (tmp_path / "empty").mkdir()
+    assert main(["predict", str(aflw_test / "image00002.jpg"), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "ships no pretrained model" in err
+    assert main(["models", "--pretrained"]) == 0
+    assert "no pretrained model is shipped" in capsys.readouterr().out
+
+
+def test_shipped_models_reproduce_their_cards_nme(aflw_val):
+    """THE SHIPPED-MODEL TEST. Fails while src/facelm/weights holds no model (the release ships them);
+    run it with `pytest -q tests/inference/test_shipped.py -k reproduce`."""
+    found = shipped_models()
+    assert found, f"no shipped model in {WEIGHTS_DIR}: add them with `facelm ship MODEL --name fast|budget ...`"
+    for model in found:
+        card = model.card
+        assert card["val_folder"] == "aflw_val" and card.get("terms"), f"{model.onnx}: card lacks its val folder or terms"
+        nme = evaluate(OnnxPredictor(model.onnx, threads=1), aflw_val)[0]["nme_384"]
+        print(f"{model.name}: aflw_val NME {nme:.4f} (card {card['val_nme_384']:.4f}), {card['size_mb']:.2f} MB")
+        assert nme == pytest.approx(card["val_nme_384"], abs=0.005), model.name
