@@ -1,6 +1,6 @@
 """Shipped pretrained models: `facelm ship` writes a self-contained ONNX + card, the registry lists it,
 it is the default of `facelm predict` / `Landmarker()`, and -- THE SHIPPED-MODEL TEST -- every model in
-src/facelm/weights reproduces its card's aflw_val NME."""
+src/facelm/weights reproduces its card's aflw_val NME (one case per shipped model)."""
 
 from __future__ import annotations
 
@@ -64,14 +64,26 @@ def test_without_a_shipped_model_predict_asks_for_one(aflw_test, tmp_path, monke
     assert "no pretrained model is shipped" in capsys.readouterr().out
 
 
-def test_shipped_models_reproduce_their_cards_nme(aflw_val):
-    """THE SHIPPED-MODEL TEST. Fails while src/facelm/weights holds no model (the release ships them);
-    run it with `pytest -q tests/inference/test_shipped.py -k reproduce`."""
-    found = shipped_models()
-    assert found, f"no shipped model in {WEIGHTS_DIR}: add them with `facelm ship MODEL --name fast|budget ...`"
-    for model in found:
-        card = model.card
-        assert card["val_folder"] == "aflw_val" and card.get("terms"), f"{model.onnx}: card lacks its val folder or terms"
-        nme = evaluate(OnnxPredictor(model.onnx, threads=1), aflw_val)[0]["nme_384"]
-        print(f"{model.name}: aflw_val NME {nme:.4f} (card {card['val_nme_384']:.4f}), {card['size_mb']:.2f} MB")
-        assert nme == pytest.approx(card["val_nme_384"], abs=0.005), model.name
+#: the models shipped in the package, read from the folder at collection time (the release adds them)
+SHIPPED = sorted(p.stem for p in WEIGHTS_DIR.glob("*.onnx"))
+
+
+def test_the_registry_lists_exactly_the_shipped_files():
+    """Every NAME.onnx in src/facelm/weights has its NAME.md and the registry lists each one once; nothing
+    else lies there (a card without its model, a stray sidecar .json, a temporary file)."""
+    files = sorted(p.name for p in WEIGHTS_DIR.iterdir() if p.name != "README.txt" and p.name != "__pycache__")
+    assert files == sorted(f"{name}{suffix}" for name in SHIPPED for suffix in (".md", ".onnx")), files
+    assert sorted(m.name for m in shipped_models()) == SHIPPED
+    for model in shipped_models():
+        assert model.card["name"] == model.name and model.card["val_folder"] == "aflw_val" and model.card.get("terms"), \
+            f"{model.onnx}: card lacks its name, val folder or terms"
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_model_reproduces_its_cards_nme(name, aflw_val):
+    """THE SHIPPED-MODEL TEST: one case per model in src/facelm/weights (none until the release ships them;
+    `pytest -q tests/inference/test_shipped.py -k reproduces` after `facelm ship`)."""
+    model = {m.name: m for m in shipped_models()}[name]
+    nme = evaluate(OnnxPredictor(model.onnx, threads=1), aflw_val)[0]["nme_384"]
+    print(f"{name}: aflw_val NME {nme:.4f} (card {model.card['val_nme_384']:.4f}), {model.card['size_mb']:.2f} MB")
+    assert nme == pytest.approx(model.card["val_nme_384"], abs=0.005), name
