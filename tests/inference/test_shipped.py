@@ -64,6 +64,16 @@ def test_without_a_shipped_model_predict_asks_for_one(aflw_test, tmp_path, monke
     assert "no pretrained model is shipped" in capsys.readouterr().out
 
 
+def test_ship_takes_a_teacher_spec(shared_data, tmp_path):
+    """An outside teacher (KIND:PATH, what `facelm evaluate` and distill take) ships like a model.pt; the
+    card's source is the spec as given (it names no file of its own)."""
+    spec = f"3ddfa_v2:{shared_data('..', 'models', '3ddfa_v2')}"
+    assert main(["ship", spec, "--name", "teacher", "--val", str(shared_data("aflw_val")), "--terms", "MIT",
+                 "--out", str(tmp_path), "--runs", "3"]) == 0
+    card = read_onnx_card(tmp_path / "teacher.onnx")
+    assert card["source"] == spec and card["name"] == "teacher" and card["val_nme_384"] < 2.0
+
+
 #: the models shipped in the package, read from the folder at collection time (the release adds them)
 SHIPPED = sorted(p.stem for p in WEIGHTS_DIR.glob("*.onnx"))
 

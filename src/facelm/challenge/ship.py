@@ -5,7 +5,8 @@
     -> src/facelm/weights/fast.onnx  (self-contained: the card is in its ONNX metadata)
        src/facelm/weights/fast.md    (the human-readable model card)
 
-MODEL is a ``model.pt``, an ensemble ``.json`` or an exported ``.onnx``. The model is exported
+MODEL is a ``model.pt``, an ensemble ``.json``, an exported ``.onnx`` or a teacher spec
+(``3ddfa_v2:DIR``). The model is exported
 (if it is not ONNX yet), and the ONNX file itself -- what users will run -- is scored on the
 labelled ``--val`` folder and timed (:func:`facelm.challenge.model_card.build_card`), so the
 card's NME is the shipped file's, which tests/inference/test_shipped.py re-measures. The card
@@ -52,7 +53,7 @@ def ship_model(model: str | Path, name: str, val: str | Path, terms: str, out: s
                 "val_folder": Path(val).resolve().name, "val_nme_384": measured["scores"]["nme_384"],
                 "val_scores": {key: measured["scores"][key] for key in CARD_SCORES},
                 "hflip_tta": measured["hflip_tta"], "ort_ms_per_face_1_thread": measured["ort_ms_per_face_1_thread"],
-                "terms": terms, "source": str(model.resolve())}
+                "terms": terms, "source": str(model.resolve()) if model.exists() else str(model)}  # a teacher spec as given
         write_onnx_card(staged, card)
         card["size_mb"] = staged.stat().st_size / 2**20
         write_onnx_card(staged, card)
@@ -77,7 +78,7 @@ def card_lines(card: dict, measured: dict) -> list[str]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", help="model.pt, an ensemble .json, or an exported .onnx")
+    parser.add_argument("model", help="model.pt, an ensemble .json, an exported .onnx, or a teacher spec KIND:PATH")
     parser.add_argument("--name", required=True, help="the shipped name (e.g. fast, budget): NAME.onnx and NAME.md")
     parser.add_argument("--val", required=True, help="labelled folder the card's NME is measured on (aflw_val)")
     parser.add_argument("--terms", required=True,
