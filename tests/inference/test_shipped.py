@@ -40,6 +40,25 @@ def test_ship_writes_a_self_contained_model_and_its_card(weights_dir):
     assert text.startswith("# Shipped model `fast`") and TERMS in text and f"**{card['val_nme_384']:.3f}**" in text
 
 
+def test_ship_takes_the_terms_from_the_recorded_sources(models, shared_data, tmp_path):  # noqa: F811
+    """Without --terms, the card's terms are those of every source the checkpoint's config names, and
+    the card says whether the model is challenge-compliant; its source is no absolute build path."""
+    import torch
+
+    argv = ["--name", "fast", "--val", str(shared_data("aflw_val")), "--out", str(tmp_path / "out"), "--runs", "3"]
+    assert main(["ship", str(models / "m.pt"), *argv]) == 2  # no recorded config: --terms is needed
+    assert not (tmp_path / "out").exists()
+    checkpoint = torch.load(models / "m.pt", weights_only=False)
+    checkpoint["meta"]["config"] = {"data_dir": "data", "splits": {"train": "synthetics_train"},
+                                    "train_sets": ["300w_train"], "models": [{"name": "pfld_025", "kwargs": {}}]}
+    torch.save(checkpoint, tmp_path / "m.pt")
+    assert main(["ship", str(tmp_path / "m.pt"), *argv]) == 0
+    card = read_onnx_card(tmp_path / "out" / "fast.onnx")
+    assert card["terms"] == "300-W: non-commercial research use" and card["challenge_compliant"] is False
+    assert not card["source"].startswith("/"), card["source"]
+    assert "**not challenge-compliant**" in (tmp_path / "out" / "fast.md").read_text()
+
+
 def test_the_registry_lists_it_and_it_is_the_default(weights_dir, aflw_test, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(shipped, "WEIGHTS_DIR", weights_dir)
     assert [m.name for m in shipped_models()] == ["fast"]

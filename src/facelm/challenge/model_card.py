@@ -78,9 +78,9 @@ def training_record(model_path: Path) -> dict:
     return {"members": members}
 
 
-def _merged_provenance(members: list[dict]) -> dict | None:
+def merged_provenance(members: list[dict]) -> dict | None:
     """One list of sources over an ensemble's members; compliant only if every member is."""
-    records = [m["provenance"] for m in members if m.get("provenance")]
+    records = [m["provenance"] for m in members if m.get("provenance") and m["provenance"]["sources"]]
     if not records:
         return None
     sources = list({json.dumps(s, sort_keys=True): s for r in records for s in r["sources"]}.values())
@@ -145,7 +145,7 @@ def card_markdown(card: dict) -> list[str]:
                          f"{member.get('train_sets')}, {train.get('epochs')} epochs at {train.get('size')} px, "
                          f"loss {train.get('loss')}"
                          + (f", distilled from `{member['distill_teacher']}`" if member.get("distill_teacher") else ""))
-        merged = _merged_provenance(members)
+        merged = merged_provenance(members)
         if merged:
             lines += ["", *provenance_markdown(merged)]
     return lines

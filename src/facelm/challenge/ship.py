@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 
 from facelm.atomic import atomic_open, atomic_path
-from facelm.challenge.model_card import build_card, card_markdown, training_record
+from facelm.challenge.model_card import build_card, card_markdown, merged_provenance, training_record
 from facelm.data.limits import positive_int
 from facelm.errors import FacelmError
 
@@ -31,8 +31,23 @@ from facelm.errors import FacelmError
 CARD_SCORES = ("n_images", "nme_384", "nme_box", "nme_io", "fr_box_10", "auc_box_10")
 
 
-def ship_model(model: str | Path, name: str, val: str | Path, terms: str, out: str | Path, runs: int = 200) -> dict:
-    """Write ``out/NAME.onnx`` (card in its metadata) and ``out/NAME.md``; returns the metadata card."""
+def _source_label(model: Path) -> str:
+    """The model's path relative to the working folder (no build machine's absolute path in a shipped
+    file), or a teacher spec as given."""
+    if not model.exists():
+        return str(model)
+    try:
+        return str(model.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return model.name
+
+
+def ship_model(model: str | Path, name: str, val: str | Path, terms: str | None, out: str | Path,
+               runs: int = 200) -> dict:
+    """Write ``out/NAME.onnx`` (card in its metadata) and ``out/NAME.md``; returns the metadata card.
+
+    ``terms`` None: the terms of every source the checkpoint's recorded config names
+    (:mod:`facelm.challenge.provenance`), joined."""
     from facelm.inference.export import export_onnx, write_onnx_card
     from facelm.inference.onnx_predictor import CARD_FORMAT, read_onnx_card
 
@@ -48,16 +63,23 @@ def ship_model(model: str | Path, name: str, val: str | Path, terms: str, out: s
                 shutil.copyfile(model.with_suffix(".json"), staged.with_suffix(".json"))
         else:
             export_onnx(model, staged)
+        record = training_record(model)
+        origin = merged_provenance(record.get("members", []))
+        if terms is None:
+            if origin is None:
+                raise FacelmError("no recorded training config to take the terms from: pass --terms", model)
+            terms = "; ".join(dict.fromkeys(source["terms"] for source in origin["sources"]))
         measured = build_card(staged, val, runs)
         card = {**read_onnx_card(staged), "format": CARD_FORMAT, "name": name, "onnx": staged.name,
                 "val_folder": Path(val).resolve().name, "val_nme_384": measured["scores"]["nme_384"],
                 "val_scores": {key: measured["scores"][key] for key in CARD_SCORES},
                 "hflip_tta": measured["hflip_tta"], "ort_ms_per_face_1_thread": measured["ort_ms_per_face_1_thread"],
-                "terms": terms, "source": str(model.resolve()) if model.exists() else str(model)}  # a teacher spec as given
+                "terms": terms, "source": _source_label(model),
+                "challenge_compliant": bool(origin and origin["challenge_compliant"])}
         write_onnx_card(staged, card)
         card["size_mb"] = staged.stat().st_size / 2**20
         write_onnx_card(staged, card)
-        measured.update(model=staged.name, onnx_mb=card["size_mb"], training=training_record(model))
+        measured.update(model=staged.name, onnx_mb=card["size_mb"], training=record)
         with atomic_path(out / staged.name) as target:
             shutil.copyfile(staged, target)
     with atomic_open(out / f"{name}.md", "w") as handle:
@@ -81,8 +103,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="model.pt, an ensemble .json, an exported .onnx, or a teacher spec KIND:PATH")
     parser.add_argument("--name", required=True, help="the shipped name (e.g. fast, budget): NAME.onnx and NAME.md")
     parser.add_argument("--val", required=True, help="labelled folder the card's NME is measured on (aflw_val)")
-    parser.add_argument("--terms", required=True,
-                        help="the licences of the data and teachers the model learned from (shown by `facelm models --pretrained`)")
+    parser.add_argument("--terms", default=None,
+                        help="the licences of the data and teachers the model learned from (shown by `facelm models --pretrained`; "
+                             "default: the terms of every source its recorded training config names)")
     parser.add_argument("--out", default="src/facelm/weights", help="the package's weights folder (default: src/facelm/weights)")
     parser.add_argument("--runs", type=positive_int, default=200, help="timed onnxruntime calls (median)")
 
