@@ -43,3 +43,13 @@ def test_relabelled_and_synthesized_sets_are_followed_to_their_source(tmp_path):
     text = [s["source"] for s in record["sources"]]
     assert text[0].startswith("views rendered through the BFM") and "teacher" in text[1] and "300-W" in text[2]
     assert not record["challenge_compliant"]
+
+
+def test_an_ensemble_is_compliant_only_if_every_member_is():
+    from facelm.challenge.provenance import merge_provenance
+
+    clean, outside = provenance(_config(["synthetics_train"])), provenance(_config(["synthetics_train"]), teacher=TEACHER)
+    merged = merge_provenance([clean, outside])
+    assert not merged["challenge_compliant"] and len(merged["sources"]) == 2  # the shared set listed once
+    assert merge_provenance([clean, clean])["challenge_compliant"]
+    assert merge_provenance([{"sources": [], "challenge_compliant": False}]) is None

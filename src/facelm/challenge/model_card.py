@@ -31,7 +31,7 @@ import numpy as np
 from facelm import layout
 from facelm.atomic import atomic_open, write_json
 from facelm.challenge.evaluate import evaluate, region_table
-from facelm.challenge.provenance import provenance, provenance_markdown
+from facelm.challenge.provenance import merge_provenance, provenance, provenance_markdown
 from facelm.data.limits import positive_int
 from facelm.json_input import read_json
 
@@ -79,12 +79,8 @@ def training_record(model_path: Path) -> dict:
 
 
 def merged_provenance(members: list[dict]) -> dict | None:
-    """One list of sources over an ensemble's members; compliant only if every member is."""
-    records = [m["provenance"] for m in members if m.get("provenance") and m["provenance"]["sources"]]
-    if not records:
-        return None
-    sources = list({json.dumps(s, sort_keys=True): s for r in records for s in r["sources"]}.values())
-    return {"sources": sources, "challenge_compliant": all(r["challenge_compliant"] for r in records)}
+    """The provenance of an ensemble's members together (None when none recorded its sources)."""
+    return merge_provenance([m["provenance"] for m in members if m.get("provenance")])
 
 
 def build_card(model_path: str | os.PathLike, val_folder: str | os.PathLike, runs: int = 200,

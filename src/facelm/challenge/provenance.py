@@ -88,9 +88,22 @@ def provenance(config: dict, teacher: str | None = None) -> dict:
     for spec in {str((m.get("kwargs") or {}).get("pretrained")) for m in models if (m.get("kwargs") or {}).get("pretrained")}:
         sources.append({"source": f"starting weights {spec}",
                         "terms": PRETRAINED_TERMS.get(spec, "unknown: see the weights' own licence"), "outside": True})
-    sources = list({(s["source"], s["terms"]): s for s in sources}.values())  # a set reached twice, once
-    compliant = bool(sources) and not any(s["outside"] for s in sources)
-    return {"sources": sources, "challenge_compliant": compliant}
+    sources = _unique(sources)  # a set reached twice, listed once
+    return {"sources": sources, "challenge_compliant": bool(sources) and not any(s["outside"] for s in sources)}
+
+
+def _unique(sources: list[dict]) -> list[dict]:
+    return list({(s["source"], s["terms"]): s for s in sources}.values())
+
+
+def merge_provenance(records: list[dict]) -> dict | None:
+    """Several runs' provenance as one (an ensemble's members): compliant only if every one is; None
+    when no record names a source."""
+    records = [r for r in records if r["sources"]]
+    if not records:
+        return None
+    return {"sources": _unique([s for r in records for s in r["sources"]]),
+            "challenge_compliant": all(r["challenge_compliant"] for r in records)}
 
 
 def provenance_markdown(record: dict) -> list[str]:
