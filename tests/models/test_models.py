@@ -121,3 +121,23 @@ def test_unknown_model_is_one_line_error():
     with pytest.raises(FacelmError, match="unknown model 'resnet9000'") as err:
         create_model("resnet9000")
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("name", ["efficientnet_lite0", "mobilenetv3_small_100"])
+def test_max_stride_builds_only_the_stages_it_keeps(name):
+    """`max_stride: 16` drops the stride-32 maps and the blocks that only feed them (timm's
+    `out_indices` alone still computes them), and the saved spec rebuilds the cut network."""
+    full, cut = create_model(name, head="heatmap"), create_model(name, head="heatmap", max_stride=16)
+    assert cut.backbone.feature_info.reduction()[-1] == 16
+    assert len(cut.backbone.blocks) < len(full.backbone.blocks)
+    assert sum(p.numel() for p in cut.parameters()) < sum(p.numel() for p in full.parameters())
+    assert all(key in full.backbone.state_dict() for key in cut.backbone.state_dict())
+    batch = _batch()
+    assert cut(batch["image"])["landmarks"].shape == (2, 68, 2)
+    again = create_model(cut.spec["name"], **cut.spec["kwargs"])
+    assert again.state_dict().keys() == cut.state_dict().keys()
+
+
+def test_max_stride_that_keeps_nothing_is_one_line():
+    with pytest.raises(ValueError, match="max_stride 1 keeps none of efficientnet_lite0's strides"):
+        create_model("efficientnet_lite0", head="heatmap", max_stride=1)

