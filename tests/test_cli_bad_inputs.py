@@ -154,9 +154,11 @@ BAD_INPUTS: dict[str, list[tuple[str, list[str], str | None]]] = {
         ("ensemble spec nested too deep", ["{deep_json}", "{labelled}"], "deep.json"),
         ("model unpacking past the limit", ["{huge_pt}", "{labelled}"], "huge.pt"),
         ("self-referencing annot", ["{model}", "{selfref}"], "annot.pkl"),
+        ("face model missing", ["{model}", "{labelled}", "--face-model", "{missing}"], "bfm68_bases.npz"),
     ],
     "model-card": [
         ("missing model", ["{missing}", "{labelled}", "--out", "{out}/c.md"], "absent"),
+        ("face model missing", ["{model}", "{labelled}", "--out", "{out}/c.md", "--face-model", "{missing}"], "bfm68_bases.npz"),
         ("garbage model", ["{garbage_pt}", "{labelled}", "--out", "{out}/c.md"], "garbage.pt"),
         ("hostile model", ["{hostile_pt}", "{labelled}", "--out", "{out}/c.md"], "hostile.pt"),
         ("garbage onnx", ["{garbage_onnx}", "{labelled}", "--out", "{out}/c.md"], "garbage.onnx"),

@@ -84,6 +84,7 @@ rule model_card:
         layout.submission_file(CFG, "model_card"),
     params:
         val=DATASETS[SPLIT_KEYS["val"]],
+        face_model=FACE_MODEL_ARG,
     threads: 1
     resources:
         mem_mb=4000,
@@ -93,7 +94,7 @@ rule model_card:
     conda:
         "../../envs/facelm.yaml"
     shell:
-        "{FACELM} model-card {input.model} {params.val} --out {output} 2> {log}"
+        "{FACELM} model-card {input.model} {params.val} --out {output} {params.face_model} 2> {log}"
 
 
 rule report:

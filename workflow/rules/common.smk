@@ -84,6 +84,10 @@ _TEACHER_NAMED = CFG.teacher.spec if CFG.distill.teacher == "teacher" else CFG.d
 OUTSIDE_TEACHER = is_teacher_spec(_TEACHER_NAMED)
 TEACHER = _TEACHER_NAMED if OUTSIDE_TEACHER else Path(_TEACHER_NAMED) if _TEACHER_NAMED else layout.teacher_spec(CFG)
 STUDENT_DIR = layout.distill_dir(CFG)
+# The 68-point BFM beside a 3DDFA_V2 teacher: the model card also bins faces by a 3D fit's yaw
+# (evaluation only; it trains nothing, so a challenge run may use it too).
+_BFM_BASES = Path(CFG.teacher.path) / "bfm68_bases.npz"
+FACE_MODEL_ARG = f"--face-model '{CFG.teacher.path}'" if CFG.teacher.kind == "3ddfa_v2" and _BFM_BASES.is_file() else ""
 SUBMIT_STUDENT = DISTILL and CFG.ensemble.single_model
 
 

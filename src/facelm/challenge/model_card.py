@@ -30,7 +30,7 @@ import numpy as np
 
 from facelm import layout
 from facelm.atomic import atomic_open, write_json
-from facelm.challenge.evaluate import evaluate, region_table
+from facelm.challenge.evaluate import add_face_model_argument, evaluate, region_table
 from facelm.challenge.provenance import merge_provenance, provenance, provenance_markdown
 from facelm.data.limits import positive_int
 from facelm.json_input import read_json
@@ -84,14 +84,14 @@ def merged_provenance(members: list[dict]) -> dict | None:
 
 
 def build_card(model_path: str | os.PathLike, val_folder: str | os.PathLike, runs: int = 200,
-               hflip_tta: bool | None = None) -> dict:
+               hflip_tta: bool | None = None, face_model: str | os.PathLike | None = None) -> dict:
     """Scores, sizes and latency of ``model_path`` (see the module docstring), as one dict."""
     from facelm.inference.export import export_onnx
     from facelm.inference.loading import load_predictor
 
     model_path = Path(model_path)
     predictor = load_predictor(model_path)
-    scores, _, _ = evaluate(predictor, val_folder, hflip_tta=hflip_tta)
+    scores, _, _ = evaluate(predictor, val_folder, hflip_tta=hflip_tta, face_model=face_model)
     tta = bool(getattr(predictor, "hflip_tta", False) if hflip_tta is None else hflip_tta)
     with tempfile.TemporaryDirectory() as tmp:
         if model_path.suffix == ".onnx":
@@ -132,6 +132,9 @@ def card_markdown(card: dict) -> list[str]:
         f"{card['host']['machine']} host |", "",
         "NME x100 by label yaw and face region (/384):", "", *region_table(scores), "",
     ]
+    if "by_yaw_3d_fit" in scores:
+        lines += ["The same, binned by the yaw of a 3D face model (BFM) fitted to the labels:", "",
+                  *region_table(scores, "by_yaw_3d_fit"), ""]
     members = card["training"].get("members", [])
     if members:
         lines += ["Trained (per member):", ""]
@@ -153,10 +156,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", required=True, help="MODEL_CARD.md to write (and the same name with .json)")
     parser.add_argument("--runs", type=positive_int, default=200, help="timed onnxruntime calls (median)")
     parser.add_argument("--hflip-tta", action="store_true", help="force flip TTA (default: the model's own)")
+    add_face_model_argument(parser)
 
 
 def main(args) -> int:
-    card = build_card(args.model, args.folder, args.runs, True if args.hflip_tta else None)
+    card = build_card(args.model, args.folder, args.runs, True if args.hflip_tta else None, args.face_model)
     out = Path(args.out)
     with atomic_open(out, "w") as handle:
         handle.write("\n".join(card_markdown(card)) + "\n")
