@@ -40,6 +40,19 @@ def test_ship_writes_a_self_contained_model_and_its_card(weights_dir):
     assert text.startswith("# Shipped model `fast`") and TERMS in text and f"**{card['val_nme_384']:.3f}**" in text
 
 
+def test_ship_with_flip_tta_makes_it_the_models_default(models, shared_data, tmp_path):  # noqa: F811
+    """`--hflip-tta`: the card records it, its NME is the mirrored average's, and the shipped model
+    applies it without being asked."""
+    val = shared_data("aflw_val")
+    assert main(["ship", str(models / "m.pt"), "--name", "budget", "--val", str(val), "--terms", TERMS,
+                 "--out", str(tmp_path), "--runs", "3", "--hflip-tta"]) == 0
+    card = read_onnx_card(tmp_path / "budget.onnx")
+    assert card["hflip_tta"] is True
+    predictor = OnnxPredictor(tmp_path / "budget.onnx", threads=1)
+    assert evaluate(predictor, val)[0]["nme_384"] == pytest.approx(card["val_nme_384"], abs=1e-4)
+    assert evaluate(predictor, val, hflip_tta=False)[0]["nme_384"] != pytest.approx(card["val_nme_384"], abs=1e-4)
+
+
 def test_ship_takes_the_terms_from_the_recorded_sources(models, shared_data, tmp_path):  # noqa: F811
     """Without --terms, the card's terms are those of every source the checkpoint's config names, and
     the card says whether the model is challenge-compliant; its source is no absolute build path."""

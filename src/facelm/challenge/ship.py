@@ -43,11 +43,12 @@ def _source_label(model: Path) -> str:
 
 
 def ship_model(model: str | Path, name: str, val: str | Path, terms: str | None, out: str | Path,
-               runs: int = 200) -> dict:
+               runs: int = 200, hflip_tta: bool = False) -> dict:
     """Write ``out/NAME.onnx`` (card in its metadata) and ``out/NAME.md``; returns the metadata card.
 
     ``terms`` None: the terms of every source the checkpoint's recorded config names
-    (:mod:`facelm.challenge.provenance`), joined."""
+    (:mod:`facelm.challenge.provenance`), joined. ``hflip_tta``: the shipped model averages each
+    face with its mirror image by default (its card records it; twice the time per face)."""
     from facelm.inference.export import export_onnx, write_onnx_card
     from facelm.inference.onnx_predictor import CARD_FORMAT, read_onnx_card
 
@@ -69,7 +70,7 @@ def ship_model(model: str | Path, name: str, val: str | Path, terms: str | None,
             if origin is None:
                 raise FacelmError("no recorded training config to take the terms from: pass --terms", model)
             terms = "; ".join(dict.fromkeys(source["terms"] for source in origin["sources"]))
-        measured = build_card(staged, val, runs)
+        measured = build_card(staged, val, runs, True if hflip_tta else None)
         card = {**read_onnx_card(staged), "format": CARD_FORMAT, "name": name, "onnx": staged.name,
                 "val_folder": Path(val).resolve().name, "val_nme_384": measured["scores"]["nme_384"],
                 "val_scores": {key: measured["scores"][key] for key in CARD_SCORES},
@@ -108,10 +109,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "default: the terms of every source its recorded training config names)")
     parser.add_argument("--out", default="src/facelm/weights", help="the package's weights folder (default: src/facelm/weights)")
     parser.add_argument("--runs", type=positive_int, default=200, help="timed onnxruntime calls (median)")
+    parser.add_argument("--hflip-tta", action="store_true",
+                        help="the shipped model averages with the mirrored face by default (2x the time)")
 
 
 def main(args: argparse.Namespace) -> int:
-    card = ship_model(args.model, args.name, args.val, args.terms, args.out, args.runs)
+    card = ship_model(args.model, args.name, args.val, args.terms, args.out, args.runs, args.hflip_tta)
     print(f"shipped {Path(args.out) / card['onnx']}: NME {card['val_nme_384']:.3f} on {card['val_folder']}, "
           f"{card['size_mb']:.2f} MB, {card['ort_ms_per_face_1_thread']:.2f} ms/face; card {Path(args.out) / card['name']}.md")
     return 0
