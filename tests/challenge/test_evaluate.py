@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from facelm.challenge.evaluate import REGIONS, region_nme, region_table, scores
+from facelm.challenge.evaluate import REGIONS, fitted_yaw_deg, region_nme, region_table, scores
 from facelm.landmarks68 import mean_shape
 
 
@@ -40,7 +40,7 @@ def test_faces_binned_by_a_3d_fit_of_their_labels(shared_data):
         flat = turned[:, :2] * np.array([1.0, -1.0])
         gt.append((flat - flat.mean(0)) / np.ptp(flat[:, 1]) * 200 + 192)
     gt = np.array(gt, np.float32)
-    result = scores(gt + 1.0, gt, face_model=face_model)
+    result = scores(gt + 1.0, gt, fitted_yaw=fitted_yaw_deg(gt, face_model))
     assert [row["n_images"] for row in result["by_yaw_3d_fit"]] == [1, 1, 1]
     assert len(result["by_yaw"]) == 3 and "by_yaw_3d_fit" not in scores(gt, gt)
     table = region_table(result, "by_yaw_3d_fit")

@@ -1,4 +1,5 @@
 # Config validation and the paths every rule shares (all computed by facelm.layout).
+import shlex
 import sys
 from pathlib import Path
 
@@ -87,7 +88,7 @@ STUDENT_DIR = layout.distill_dir(CFG)
 # The 68-point BFM beside a 3DDFA_V2 teacher: the model card also bins faces by a 3D fit's yaw
 # (evaluation only; it trains nothing, so a challenge run may use it too).
 _BFM_BASES = Path(CFG.teacher.path) / "bfm68_bases.npz"
-FACE_MODEL_ARG = f"--face-model '{CFG.teacher.path}'" if CFG.teacher.kind == "3ddfa_v2" and _BFM_BASES.is_file() else ""
+FACE_MODEL_ARG = f"--face-model {shlex.quote(CFG.teacher.path)}" if CFG.teacher.kind == "3ddfa_v2" and _BFM_BASES.is_file() else ""
 SUBMIT_STUDENT = DISTILL and CFG.ensemble.single_model
 
 

@@ -63,11 +63,12 @@ def _by_yaw(pred: np.ndarray, gt: np.ndarray, size: float, per_384: np.ndarray, 
     return bins
 
 
-def scores(pred: np.ndarray, gt: np.ndarray, size: float = 384, face_model: str | os.PathLike | None = None) -> dict:
+def scores(pred: np.ndarray, gt: np.ndarray, size: float = 384, fitted_yaw: np.ndarray | None = None) -> dict:
+    """``fitted_yaw``: :func:`fitted_yaw_deg` of ``gt``, to add ``by_yaw_3d_fit``."""
     per_box = nme(pred, gt, "box")
     per_384 = nme(pred, gt, "384", size)
     yaw = np.abs(np.degrees(pose_from_landmarks(gt, size)[:, 0]))
-    fitted = {"by_yaw_3d_fit": _by_yaw(pred, gt, size, per_384, fitted_yaw_deg(gt, face_model))} if face_model else {}
+    fitted = {} if fitted_yaw is None else {"by_yaw_3d_fit": _by_yaw(pred, gt, size, per_384, fitted_yaw)}
     return {
         "nme_384": 100 * float(per_384.mean()),
         "nme_box": 100 * float(per_box.mean()),
@@ -105,8 +106,9 @@ def evaluate(predictor, folder: str | os.PathLike, batch_size: int = 64, hflip_t
     faces = open_folder(folder)
     if not faces.labelled:
         raise FacelmError("folder has no annot.pkl to score against", folder)
+    fitted = fitted_yaw_deg(faces.landmarks, face_model) if face_model else None  # a bad folder fails before predicting
     names, pred = predict_folder(predictor, folder, batch_size, hflip_tta)
-    return scores(pred, faces.landmarks, face_model=face_model), pred, faces.landmarks
+    return scores(pred, faces.landmarks, fitted_yaw=fitted), pred, faces.landmarks
 
 
 def plot_ced(curves: dict[str, np.ndarray], out_png: str | os.PathLike, threshold: float = 0.1) -> None:
