@@ -48,13 +48,14 @@ class HeatmapCodec:
 
     def decode(self, logits: torch.Tensor) -> torch.Tensor:
         """``(B, K, H, W)`` logits -> ``(B, K, 2)`` normalised soft-argmax coordinates."""
-        b, k, h, w = logits.shape
-        prob = F.softmax(logits.float().reshape(b, k, h * w), dim=-1).reshape(b, k, h, w)
-        xs = cell_centres(w, logits.device)
-        ys = cell_centres(h, logits.device)
-        x = (prob.sum(dim=-2) * xs).sum(dim=-1)
-        y = (prob.sum(dim=-1) * ys).sum(dim=-1)
-        return torch.stack([x, y], dim=-1)
+        prob = F.softmax(logits.float().flatten(2), dim=-1)
+        return prob @ self._cell_grid(logits.device)
+
+    def _cell_grid(self, device) -> torch.Tensor:
+        """``(H*W, 2)`` normalised (x, y) centre of each cell in row-major order: the soft-argmax is one
+        matrix product, which exports to a single ONNX MatMul instead of sums over each axis."""
+        ys, xs = torch.meshgrid(cell_centres(self.height, device), cell_centres(self.width, device), indexing="ij")
+        return torch.stack([xs.flatten(), ys.flatten()], dim=-1)
 
     def heatmap_loss(self, logits: torch.Tensor, landmarks: torch.Tensor,
                      weights: torch.Tensor | None = None) -> torch.Tensor:

