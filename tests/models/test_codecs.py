@@ -20,6 +20,17 @@ def test_soft_argmax_of_a_gaussian_target_is_its_centre():
     assert torch.allclose(codec.decode(logits), points, atol=1e-4)
 
 
+def test_soft_argmax_reads_x_from_columns_and_y_from_rows_on_a_non_square_map():
+    """One sharp peak per landmark at (row r, column c) decodes to that cell's centre, x from the column:
+    the matrix-product decode must not swap the axes or mix up the row-major cell order."""
+    codec = HeatmapCodec(6, 10)
+    logits = torch.full((1, 68, 6, 10), -50.0)
+    rows, cols = torch.arange(68) % 6, (torch.arange(68) * 7) % 10
+    logits[0, torch.arange(68), rows, cols] = 50.0
+    expected = torch.stack([(cols + 0.5) / 10, (rows + 0.5) / 6], dim=-1)
+    assert torch.allclose(codec.decode(logits)[0], expected, atol=1e-6)
+
+
 def test_offset_codec_decodes_true_cells_and_offsets_exactly():
     codec = HeatmapOffsetCodec(32, 24, sigma=1.5)  # not square: rows and columns must not mix
     points = _points()

