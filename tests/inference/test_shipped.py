@@ -13,6 +13,7 @@ import facelm.inference.shipped as shipped
 from facelm.challenge.evaluate import evaluate
 from facelm.cli import main
 from facelm.inference.onnx_predictor import OnnxPredictor, read_onnx_card
+from facelm.inference.model_list import pretrained_rows
 from facelm.inference.shipped import WEIGHTS_DIR, shipped_models
 from test_predict import models  # noqa: F401 (fixture)
 
@@ -51,6 +52,19 @@ def test_ship_with_flip_tta_makes_it_the_models_default(models, shared_data, tmp
     predictor = OnnxPredictor(tmp_path / "budget.onnx", threads=1)
     assert evaluate(predictor, val)[0]["nme_384"] == pytest.approx(card["val_nme_384"], abs=1e-4)
     assert evaluate(predictor, val, hflip_tta=False)[0]["nme_384"] != pytest.approx(card["val_nme_384"], abs=1e-4)
+
+
+
+def test_the_listing_times_every_pass_a_flip_tta_model_runs(models, shared_data, tmp_path, monkeypatch):  # noqa: F811
+    """The card times one pass; `facelm models --pretrained` shows a flip-TTA model's two."""
+    for name, flags in (("fast", []), ("budget", ["--hflip-tta"])):
+        assert main(["ship", str(models / "m.pt"), "--name", name, "--val", str(shared_data("aflw_val")),
+                     "--terms", TERMS, "--out", str(tmp_path), "--runs", "3", *flags]) == 0
+    monkeypatch.setattr(shipped, "WEIGHTS_DIR", tmp_path)
+    rows = {row["name"]: row for row in pretrained_rows()}
+    for name, passes in (("fast", 1), ("budget", 2)):
+        per_pass = read_onnx_card(tmp_path / f"{name}.onnx")["ort_ms_per_face_1_thread"]
+        assert rows[name]["passes"] == passes and rows[name]["ms"] == pytest.approx(passes * per_pass)
 
 
 def test_ship_takes_the_terms_from_the_recorded_sources(models, shared_data, tmp_path):  # noqa: F811
