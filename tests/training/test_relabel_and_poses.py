@@ -92,3 +92,36 @@ def test_synthesize_folder_turns_faces_into_the_range(small_300w, tddfa_dir, tmp
 
     refit = BFM68(tddfa_dir).fit(views.landmarks)
     assert np.abs(refit.yaw_deg).min() > 35  # the rendered labels are turned faces
+
+
+def test_relabel_by_a_bfm_fit_moves_only_the_jaw_onto_the_3d_model(small_300w, tddfa_dir, tmp_path):
+    """No teacher: the BFM fitted to each face's own labels gives a 3D-convention jaw."""
+    from facelm.challenge.provenance import set_sources
+
+    out = tmp_path / "fitjaw"
+    record = relabel(small_300w, out, None, "jaw", fit_bfm=tddfa_dir)
+    assert record["teacher"] is None and record["fit_bfm"] == str(tddfa_dir.resolve())
+    assert 0.5 < record["fit_residual_px"] < 15 and "non-commercial" in record["terms"]
+    new, old = open_folder(out), open_folder(small_300w)
+    assert np.array_equal(new.landmarks[:, 17:], old.landmarks[:, 17:])
+    moved = np.linalg.norm(new.landmarks[:, :17] - old.landmarks[:, :17], axis=-1).mean()
+    assert 0.3 < moved < 30
+    assert "BFM fit" in set_sources(out)[0]["source"]
+
+
+def test_relabel_takes_exactly_one_labeller(small_300w, tddfa_dir, tmp_path):
+    with pytest.raises(FacelmError, match="one labeller"):
+        relabel(small_300w, tmp_path / "a", f"3ddfa_v2:{tddfa_dir}", fit_bfm=tddfa_dir)
+    with pytest.raises(FacelmError, match="one labeller"):
+        relabel(small_300w, tmp_path / "b", None)
+
+
+def test_a_bfm_fit_needs_labels(shared_data, tddfa_dir, tmp_path):
+    unlabelled = tmp_path / "unlabelled"
+    unlabelled.mkdir()
+    src = shared_data("300w_train")
+    for name in load_annot(src / "annot.pkl")[0][:2]:
+        os.symlink(src / name, unlabelled / name)
+    with pytest.raises(FacelmError, match="has none"):
+        relabel(unlabelled, tmp_path / "out", None, "all", fit_bfm=tddfa_dir)
+    assert not (tmp_path / "out").exists()

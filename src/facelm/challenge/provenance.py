@@ -55,7 +55,9 @@ def set_sources(folder: str | Path, prepared_from: dict[str, str] | None = None,
     folder = Path(folder)
     relabel = _read_record(folder, "relabel.json")
     if relabel and depth < 8:
-        return [{"source": f"labels by the teacher {relabel.get('teacher')} ({relabel.get('mode')} points)",
+        labeller = (f"a BFM fit of the set's own labels ({relabel['fit_bfm']})" if relabel.get("fit_bfm")
+                    else f"the teacher {relabel.get('teacher')}")
+        return [{"source": f"labels by {labeller} ({relabel.get('mode')} points)",
                  "terms": relabel.get("terms", "unknown"), "outside": True},
                 *set_sources(relabel.get("source", ""), prepared_from, depth + 1)]
     synthesis = _read_record(folder, "synthesis.json")
