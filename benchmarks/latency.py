@@ -81,6 +81,9 @@ def load(item: str, size: int) -> list[tuple[str, torch.nn.Module, int]]:
         if not card.get("source"):
             sys.exit(f"{path}: the model card names no .pt source to time PyTorch against")
         path = Path(card["source"])
+        if not path.exists():
+            sys.exit(f"{item}: its model card's .pt source {path} is not here; PyTorch is timed against it "
+                     "(pass the .pt, or time the shipped file with facelm model-card)")
     if path.suffix in (".pt", ".json") and path.exists():
         if path.suffix == ".json":
             sys.exit(f"{path}: time ensemble members one by one (pass their model.pt files)")
