@@ -84,7 +84,7 @@ def fitted_points(bfm_folder: str | os.PathLike, labels: np.ndarray | None) -> t
 def relabel(src: str | os.PathLike, out: str | os.PathLike, teacher: str | None, mode: str = "all",
             blend: float = 0.5, batch_size: int = 32, fit_bfm: str | os.PathLike | None = None) -> dict:
     """Write ``out`` (atomically) and return its provenance record; the points come from ``teacher``
-    or, with ``fit_bfm``, from the BFM fit of the source's inner labels."""
+    or, with ``fit_bfm``, from the BFM fit of the source's own 68 labels."""
     if (teacher is None) == (fit_bfm is None):
         raise FacelmError("relabel takes one labeller: --teacher SPEC or --fit-bfm DIR")
     if mode not in MODES:
