@@ -64,8 +64,9 @@ class NetworkAlone(torch.nn.Module):
         return {"landmarks": torch.nn.functional.pad(params, (0, 136 - params.shape[1])).reshape(-1, 68, 2)}
 
 
-def load(item: str, size: int) -> list[tuple[str, torch.nn.Module, int]]:
-    """A registered name (untrained, at ``size``) or a .pt / .onnx file -> (label, model, input size)."""
+def load(item: str, size: int) -> list[tuple[str, torch.nn.Module | Path, int]]:
+    """A registered name (untrained, at ``size``) or a .pt / .onnx file -> (label, model, input size);
+    the model is the .onnx file itself when its .pt source is not here."""
     if is_teacher_spec(item):
         from facelm.models.tddfa import ROI_SIZE
 
@@ -78,12 +79,9 @@ def load(item: str, size: int) -> list[tuple[str, torch.nn.Module, int]]:
         from facelm.inference.onnx_predictor import read_onnx_card
 
         card = read_onnx_card(path)  # in the ONNX metadata (or an older export's sidecar .json)
-        if not card.get("source"):
-            sys.exit(f"{path}: the model card names no .pt source to time PyTorch against")
+        if not card.get("source") or not Path(card["source"]).exists():
+            return [(str(path), path, int(card["input_size"]))]
         path = Path(card["source"])
-        if not path.exists():
-            sys.exit(f"{item}: its model card's .pt source {path} is not here; PyTorch is timed against it "
-                     "(pass the .pt, or time the shipped file with facelm model-card)")
     if path.suffix in (".pt", ".json") and path.exists():
         if path.suffix == ".json":
             sys.exit(f"{path}: time ensemble members one by one (pass their model.pt files)")
@@ -100,13 +98,19 @@ def session(onnx_path: Path, threads: int) -> ort.InferenceSession:
     return ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
 
 
-def measure(label: str, model: torch.nn.Module, size: int, runs: int, all_threads: int, tmp: Path) -> dict:
-    onnx_path = tmp / f"{len(list(tmp.iterdir()))}.onnx"
-    card = export_onnx(model, onnx_path, size=size)
-    graph = LandmarkGraph([model], [1.0], [size]).eval()
+def measure(label: str, model: torch.nn.Module | Path, size: int, runs: int, all_threads: int, tmp: Path) -> dict:
     rng = np.random.default_rng(0)
     one = (rng.random((1, 3, size, size), np.float32) * 255).astype(np.float32)
     batch = (rng.random((32, 3, size, size), np.float32) * 255).astype(np.float32)
+    if isinstance(model, Path):
+        from facelm.inference.onnx_predictor import read_onnx_card
+
+        card = read_onnx_card(model)
+        row = {"model": label, "size": size, "params": card.get("params"), "gflops": card.get("gflops")}
+        return _time_onnx(row, model, one, batch, runs, all_threads)
+    onnx_path = tmp / f"{len(list(tmp.iterdir()))}.onnx"
+    card = export_onnx(model, onnx_path, size=size)
+    graph = LandmarkGraph([model], [1.0], [size]).eval()
     row = {"model": label, "size": size, "params": card["params"], "gflops": card["gflops"]}
     with torch.inference_mode():
         for threads, key in ((1, "1t"), (all_threads, "all")):
@@ -115,14 +119,24 @@ def measure(label: str, model: torch.nn.Module, size: int, runs: int, all_thread
             row[f"torch_ms_{key}"] = 1e3 * median_seconds(lambda: graph(x), runs)
         xb = torch.from_numpy(batch)
         row["torch_img_s_b32"] = 32 / median_seconds(lambda: graph(xb), max(3, runs // 10))
+    row = _time_onnx(row, onnx_path, one, batch, runs, all_threads)
+    row["speedup_1t"] = row["torch_ms_1t"] / row["ort_ms_1t"]
+    row["speedup_all"] = row["torch_ms_all"] / row["ort_ms_all"]
+    return row
+
+
+def _time_onnx(row: dict, onnx_path: Path, one: np.ndarray, batch: np.ndarray, runs: int, all_threads: int) -> dict:
     for threads, key in ((1, "1t"), (all_threads, "all")):
         sess = session(onnx_path, threads)
         row[f"ort_ms_{key}"] = 1e3 * median_seconds(lambda: sess.run(None, {"image": one}), runs)
     sess = session(onnx_path, all_threads)
     row["ort_img_s_b32"] = 32 / median_seconds(lambda: sess.run(None, {"image": batch}), max(3, runs // 10))
-    row["speedup_1t"] = row["torch_ms_1t"] / row["ort_ms_1t"]
-    row["speedup_all"] = row["torch_ms_all"] / row["ort_ms_all"]
     return row
+
+
+def _cell(row: dict, key: str, width: int, digits: int) -> str:
+    value = row.get(key)
+    return f"{value:>{width}.{digits}f}" if isinstance(value, (int, float)) else f"{'-':>{width}}"
 
 
 def main() -> None:
@@ -142,10 +156,10 @@ def main() -> None:
     print(head)
     print("-" * len(head))
     for r in rows:
-        print(f"{Path(r['model']).name if r['model'].endswith('.pt') else r['model']:<28} {r['size']:>4} {r['gflops']:>7.3f} | "
-              f"{r['torch_ms_1t']:>11.2f} {r['ort_ms_1t']:>9.2f} {r['speedup_1t']:>5.2f} | "
-              f"{r['torch_ms_all']:>11.2f} {r['ort_ms_all']:>9.2f} {r['speedup_all']:>5.2f} | "
-              f"{r['torch_img_s_b32']:>15.1f} {r['ort_img_s_b32']:>13.1f}")
+        print(f"{Path(r['model']).name if r['model'].endswith(('.pt', '.onnx')) else r['model']:<28} {r['size']:>4} "
+              f"{_cell(r, 'gflops', 7, 3)} | {_cell(r, 'torch_ms_1t', 11, 2)} {_cell(r, 'ort_ms_1t', 9, 2)} "
+              f"{_cell(r, 'speedup_1t', 5, 2)} | {_cell(r, 'torch_ms_all', 11, 2)} {_cell(r, 'ort_ms_all', 9, 2)} "
+              f"{_cell(r, 'speedup_all', 5, 2)} | {_cell(r, 'torch_img_s_b32', 15, 1)} {_cell(r, 'ort_img_s_b32', 13, 1)}")
     print(json.dumps({"benchmark": "latency", "threads_all": args.threads, "torch": torch.__version__,
                       "onnxruntime": ort.__version__, "rows": [{k: (round(v, 3) if isinstance(v, float) else v)
                                                                 for k, v in r.items()} for r in rows]}))
