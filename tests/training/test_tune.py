@@ -10,6 +10,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+import sqlalchemy.exc
 
 from facelm.errors import FacelmError
 from facelm.training.params import apply_params, config_path_of
@@ -117,3 +118,36 @@ def test_a_study_whose_every_trial_failed_is_an_error(tiny_pipeline, tmp_path):
                                   "search_space": {"loss": {"type": "categorical", "choices": ["no_such_loss"]}}})
     with pytest.raises(FacelmError, match=r"all 2 trials of study .* failed; trial 0: .*no_such_loss"):
         run_worker(config, 0, f"sqlite:///{tmp_path / 'study.db'}")
+
+
+class _DuplicateTable(Exception):
+    pgcode = "42P07"  # what psycopg2 sets when another session created the table first
+
+
+class _SyntaxError(Exception):
+    pgcode = "42601"
+
+
+@pytest.mark.parametrize("orig", [_DuplicateTable, _SyntaxError])
+def test_a_worker_that_loses_the_schema_race_retries_and_only_then(orig, monkeypatch):
+    """Two workers on an empty PostgreSQL database both CREATE Optuna's tables; the loser is told
+    DuplicateTable (a ProgrammingError, not an IntegrityError) and must retry, while any other
+    programming error still fails at once."""
+    from facelm.training import tune
+
+    calls = []
+
+    def storage(url, engine_kwargs):
+        calls.append(url)
+        if len(calls) == 1:
+            raise sqlalchemy.exc.ProgrammingError("CREATE TABLE studies", {}, orig())
+        return "opened"
+
+    monkeypatch.setattr(tune.optuna.storages, "RDBStorage", storage)
+    monkeypatch.setattr(tune.time, "sleep", lambda seconds: None)
+    if orig is _DuplicateTable:
+        assert tune.open_storage("postgresql://facelm@db.example/optuna") == "opened" and len(calls) == 2
+    else:
+        with pytest.raises(sqlalchemy.exc.ProgrammingError):
+            tune.open_storage("postgresql://facelm@db.example/optuna")
+        assert len(calls) == 1

@@ -89,14 +89,23 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
     for attempt in range(5):
         try:
             return optuna.storages.RDBStorage(url, engine_kwargs={"pool_pre_ping": True})
-        except sqlalchemy.exc.IntegrityError:
-            # workers starting together on an empty database race to create Optuna's tables;
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError) as err:
+            # workers starting together on an empty database race to create Optuna's tables
+            # (PostgreSQL answers the loser with a unique violation or a DuplicateTable / DuplicateObject);
             # the loser retries and finds them made
-            if attempt == 4:
+            if attempt == 4 or not _lost_schema_race(err):
                 raise
             time.sleep(0.5 + attempt)
         except sqlalchemy.exc.OperationalError as err:
             raise FacelmError(f"cannot open the Optuna storage {shown(url)}: {str(err.orig).strip().splitlines()[0]}") from None
+
+
+def _lost_schema_race(err: sqlalchemy.exc.DBAPIError) -> bool:
+    """Whether a server refused a CREATE because another worker made the same table, type or row first."""
+    if isinstance(err, sqlalchemy.exc.IntegrityError):
+        return True
+    # PostgreSQL's SQLSTATE 42P07 duplicate_table, 42710 duplicate_object (Optuna's enum types)
+    return getattr(err.orig, "pgcode", None) in {"42P07", "42710"}
 
 
 def study_exists(config: Config, url: str) -> bool:
