@@ -13,8 +13,10 @@ random model inputs (B, 3, S, S), i.e. the network alone, preprocessing excluded
 * images/s at batch 32 with all threads (median call time),
 
 for PyTorch eager (``torch.inference_mode``) and onnxruntime (CPUExecutionProvider, all graph
-optimisations). Prints a table and ends with one JSON line. Numbers on a shared CPU are noisy:
-re-run when the machine is quiet.
+optimisations). Prints a table, the host's 1-minute load average before and after, and ends with one
+JSON line (a load over 0.5 at the start gets a warning). Hosts differ more than loads do: on this
+project's 2-core hosts the teacher's network has timed 0.58 to 1.35 ms, so quote a model's ms beside
+a reference timed in the same run (e.g. ``3ddfa_v2:PATH``), and their ratio.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
+from facelm.challenge.model_card import host_record
 from facelm.config import is_teacher_spec
 from facelm.models.checkpoint import load_model
 from facelm.inference.export import LandmarkGraph, export_onnx
@@ -146,6 +149,10 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=30, help="timed calls at batch 1 (batch 32: runs/10, >= 3)")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="'all threads' (default: all cores)")
     args = parser.parse_args()
+    load_before = host_record()["load_1min"]
+    if load_before is not None and load_before > 0.5:
+        print(f"warning: load average {load_before:.2f} before timing: other jobs share the cores, the ms will be high",
+              file=sys.stderr)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for item in args.models:
@@ -160,7 +167,10 @@ def main() -> None:
               f"{_cell(r, 'gflops', 7, 3)} | {_cell(r, 'torch_ms_1t', 11, 2)} {_cell(r, 'ort_ms_1t', 9, 2)} "
               f"{_cell(r, 'speedup_1t', 5, 2)} | {_cell(r, 'torch_ms_all', 11, 2)} {_cell(r, 'ort_ms_all', 9, 2)} "
               f"{_cell(r, 'speedup_all', 5, 2)} | {_cell(r, 'torch_img_s_b32', 15, 1)} {_cell(r, 'ort_img_s_b32', 13, 1)}")
-    print(json.dumps({"benchmark": "latency", "threads_all": args.threads, "torch": torch.__version__,
+    load_after = host_record()["load_1min"]
+    print(f"host load average (1 min): {load_before} before, {load_after} after")
+    print(json.dumps({"benchmark": "latency", "threads_all": args.threads, "load_1min": [load_before, load_after],
+                      "torch": torch.__version__,
                       "onnxruntime": ort.__version__, "rows": [{k: (round(v, 3) if isinstance(v, float) else v)
                                                                 for k, v in r.items()} for r in rows]}))
 

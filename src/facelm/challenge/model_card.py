@@ -13,7 +13,9 @@ TTA setting unless ``--hflip-tta`` forces it):
   its labels and weights with its terms, and whether it is challenge-compliant
   (:mod:`facelm.challenge.provenance`).
 
-Latency on a busy machine is pessimistic; the card records the host's CPU count beside it.
+Latency depends on the host and on what else runs there; the card records the host beside it: CPU
+count, architecture and the 1-minute load average when it was timed (near 0 = an idle host).
+``benchmarks/latency.py`` times models side by side with a reference in one run.
 """
 
 from __future__ import annotations
@@ -51,6 +53,12 @@ def ort_ms_per_face(onnx_path: str | os.PathLike, runs: int = 200) -> float:
         predictor.session.run(None, face)
         times.append(time.perf_counter() - start)
     return 1e3 * statistics.median(times)
+
+
+def host_record() -> dict:
+    """The timing host: CPU count, architecture and its 1-minute load average (None where the OS has none)."""
+    load = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
+    return {"cpus": os.cpu_count(), "machine": platform.machine(), "processor": platform.processor(), "load_1min": load}
 
 
 def training_record(model_path: Path) -> dict:
@@ -108,9 +116,14 @@ def build_card(model_path: str | os.PathLike, val_folder: str | os.PathLike, run
         "params": int(export["params"]), "float32_mb": export["params"] * 4 / 2**20,
         "onnx_mb": float(export["size_mb"]), "gflops": export.get("gflops"), "input_size": size,
         "ort_ms_per_face_1_thread": ms, "ort_ms_per_face_as_submitted": ms * (2 if tta else 1),
-        "host": {"cpus": os.cpu_count(), "machine": platform.machine(), "processor": platform.processor()},
+        "host": host_record(),
         "training": training_record(model_path),
     }
+
+
+def _load_text(host: dict) -> str:
+    load = host.get("load_1min")  # absent from cards written before it was recorded
+    return "" if load is None else f" (load average {load:.2f} while timed)"
 
 
 def card_markdown(card: dict) -> list[str]:
@@ -129,7 +142,7 @@ def card_markdown(card: dict) -> list[str]:
         f"| ONNX file | {card['onnx_mb']:.2f} MB, {card['gflops']} GFLOPs at {card['input_size']} px |",
         f"| onnxruntime, 1 thread, batch 1, network alone | {card['ort_ms_per_face_1_thread']:.2f} ms per face "
         f"({card['ort_ms_per_face_as_submitted']:.2f} ms as submitted) on a {card['host']['cpus']}-CPU "
-        f"{card['host']['machine']} host |", "",
+        f"{card['host']['machine']} host{_load_text(card['host'])} |", "",
         "NME x100 by label yaw and face region (/384):", "", *region_table(scores), "",
     ]
     if "by_yaw_3d_fit" in scores:
