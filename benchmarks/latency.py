@@ -151,7 +151,8 @@ def main() -> None:
     args = parser.parse_args()
     load_before = host_record()["load_1min"]
     if load_before is not None and load_before > 0.5:
-        print(f"warning: load average {load_before:.2f} before timing: other jobs share the cores, the ms will be high",
+        print(f"warning: load average {load_before:.2f} before timing: other jobs share the cores; compare only with "
+              "the reference timed in this same run",
               file=sys.stderr)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
