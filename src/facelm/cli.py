@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "folds": ("facelm.data.folds", "write the seeded K-fold split of the training sets"),
     "train": ("facelm.training.trainer", "train one model (optionally one fold)"),
     "evaluate": ("facelm.challenge.evaluate", "score a model on a labelled folder (NME, FR, AUC, CED)"),
+    "photo-set": ("facelm.labels.photo_set", "turn a folder of photos into a training set labelled by a teacher"),
     "relabel": ("facelm.training.relabel", "label a folder with a teacher's points (all, jaw only, or a blend)"),
     "synthesize-poses": ("facelm.training.pose_synthesis", "render turned views of labelled faces from a 3D face fit"),
     "distill": ("facelm.training.distill", "train one student under a teacher (model or ensemble) and the labels"),

@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import math
 import os
 import typing
 from dataclasses import dataclass, field
@@ -86,7 +87,7 @@ def validate_config(config: dict, source: str | os.PathLike = "config") -> dict:
         raise FacelmError(f"invalid config: {'; '.join(_error_line(err) for err in errors)}", source)
     config = _fill_defaults(config, root, root)
     made_by = {}
-    for key in ("train_set_options", "prepare", "relabel", "pose_synthesis"):
+    for key in ("train_set_options", "prepare", "relabel", "photo_sets", "pose_synthesis"):
         stray = sorted(set(config[key]) - set(config["train_sets"]))
         if stray:
             raise FacelmError(f"invalid config: {key} names {stray[0]!r}, which is not in train_sets", source)
@@ -337,6 +338,14 @@ class Train(_Section):
     amp: bool
     workers: int
     val_every: int
+    steps: int
+
+    def for_batches(self, batches_per_epoch: int) -> "Train":
+        """With ``steps`` set, the epochs that hold that many optimiser steps (the last one whole):
+        a schedule in steps means the same training whether the sets hold 1,000 faces or 12,000."""
+        if not self.steps:
+            return self
+        return dataclasses.replace(self, epochs=max(1, math.ceil(self.steps / max(1, batches_per_epoch))))
 
 
 @dataclass(frozen=True)
@@ -370,11 +379,13 @@ class Teacher(_Section):
     path: str
     passes: int
     pixel_centres: bool
+    jitter: int
 
     @property
     def spec(self) -> str:
         """The teacher spec string :func:`facelm.models.teachers.load_teacher` reads."""
-        return f"{self.kind}:{self.path},passes={self.passes},pixel_centres={int(self.pixel_centres)}"
+        return (f"{self.kind}:{self.path},passes={self.passes},pixel_centres={int(self.pixel_centres)}"
+                f",jitter={self.jitter}")
 
 
 @dataclass(frozen=True)
@@ -417,6 +428,7 @@ class Config(_Section):
     challenge: bool
     teacher: Teacher
     relabel: FrozenDict
+    photo_sets: FrozenDict
     pose_synthesis: FrozenDict
     results_dir: str
     submissions_dir: str

@@ -130,3 +130,10 @@ def submission_dir(config: Config) -> Path:
 def submission_file(config: Config, role: str) -> Path:
     """A file of the submission folder by its role in :data:`SUBMISSION_FILES`."""
     return submission_dir(config) / SUBMISSION_FILES[role]
+
+
+def evaluation_folders(config: Config, extra: tuple[str, ...] | list[str] = ()) -> list[Path]:
+    """The folders a training set must not copy: the val and test splits and any ``extra`` ones."""
+    folders = [dataset_folder(config, config.splits.val), dataset_folder(config, config.splits.test)]
+    folders += [Path(folder) for folder in extra]
+    return list(dict.fromkeys(folders))

@@ -1,7 +1,37 @@
-# Label stage (facelm.training.relabel, facelm.training.pose_synthesis): train sets the DAG makes
-# from other sets -- relabelled by the outside teacher (config `relabel`, `teacher`) or rendered as
-# turned views from a 68-point BFM fit (config `pose_synthesis`). Each is then checked and cached
-# like any set.
+# Label stage (facelm.labels, facelm.training.relabel, facelm.training.pose_synthesis): train sets
+# the DAG makes from other data -- folders of unlabelled photos framed and labelled by the outside
+# teacher (config `photo_sets`, `teacher`), sets relabelled by it (config `relabel`) or turned views
+# rendered from a 68-point BFM fit (config `pose_synthesis`). Each is then checked and cached like
+# any set.
+
+for _entry, _opts in CFG.photo_sets.items():
+
+    rule:
+        """A train set from a folder of photos: detected, framed like the challenge crops, labelled by the teacher."""
+        name:
+            f"photo_set_{layout.dataset_key(_entry)}"
+        input:
+            source=_opts["source"],
+            weights=Path(CFG.teacher.path) / "mb05_120x120.pth",
+        output:
+            directory(layout.dataset_folder(CFG, _entry)),
+        params:
+            teacher=CFG.teacher.spec,
+            evaluation=" ".join(f"--eval {shlex.quote(str(d))}" for d in layout.evaluation_folders(CFG, _opts["evaluation"])),
+            detector=_opts["detector"],
+            min_score=_opts["min_score"],
+        log:
+            RESULTS / "logs" / f"photo_set_{layout.dataset_key(_entry)}.log",
+        threads: 1
+        resources:
+            mem_mb=4000,
+            runtime=60,
+        conda:
+            "../../envs/facelm.yaml"
+        shell:
+            "{FACELM} photo-set {input.source} {output} --teacher '{params.teacher}' {params.evaluation}"
+            " --detector {params.detector} --min-score {params.min_score} --threads {threads} 2> {log}"
+
 
 for _entry, _opts in CFG.relabel.items():
 

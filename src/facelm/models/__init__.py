@@ -4,7 +4,7 @@ Importing this package registers every family (each module's ``@register_model``
 variants). See :mod:`facelm.models.base` for the input/output contract.
 """
 
-from facelm.models import asmnet, bfm_net, convnext_dml, hourglass, pfld, slpt, synergy, timm_models  # noqa: F401  (registration)
+from facelm.models import asmnet, bfm_net, convnext_dml, hourglass, pfld, slpt, synergy, tddfa_student, timm_models  # noqa: F401  (registration)
 from facelm.models._registry import (
     create_model,
     family_of,

@@ -11,7 +11,11 @@ for distillation like any facelm model. Inside ``forward``:
    first pass's points (3DDFA_V2's video mode);
 2. pixels go to BGR, ``(p - 127.5) / 128``; the network predicts 62 normalised parameters;
 3. the parameters are de-normalised with the 300W-LP statistics and decoded through the 68-point
-   BFM bases (:mod:`facelm.models.bfm`), and the points mapped back from the ROI to the crop.
+   BFM bases (:mod:`facelm.models.bfm`), and the points mapped back from the ROI to the crop;
+4. with ``jitter=K`` the last pass runs on the first K ROIs of :data:`JITTER` (the ROI itself, then
+   small shifts and scalings of it) and averages their points: the network's error moves with
+   its framing, so an average over framings cancels part of it. Mirrored ROIs are left out on
+   purpose: on turned faces the mirrored pass disagrees (a flip-TTA teacher raised the 60-90 bin).
 
 Weights are read from the original checkpoint (``mb05_120x120.pth``) with ``weights_only=True``.
 ``forward`` also returns ``"points3d"`` (normalised x, y and depth) and ``"rotation"`` (the head pose).
@@ -36,6 +40,12 @@ from facelm.models.mobilenetv1 import MobileNetV1
 
 WEIGHTS_FILE = "mb05_120x120.pth"
 ROI_SIZE = 120
+#: ROI perturbations (shift x, shift y as fractions of the ROI side; scale factor), the identity first
+JITTER = (
+    (0.0, 0.0, 1.0), (0.03, 0.0, 1.0), (-0.03, 0.0, 1.0), (0.0, 0.03, 1.0), (0.0, -0.03, 1.0),
+    (0.0, 0.0, 1.06), (0.0, 0.0, 0.94), (0.03, 0.03, 1.0), (-0.03, -0.03, 1.0), (0.03, -0.03, 1.0),
+    (-0.03, 0.03, 1.0), (0.0, 0.0, 1.12), (0.0, 0.0, 0.88),
+)
 
 
 def fixed_roi() -> tuple[float, float, float]:
@@ -60,17 +70,41 @@ def sample_roi(images: torch.Tensor, roi: torch.Tensor, size: int = ROI_SIZE) ->
     return F.grid_sample(images, grid * 2 - 1, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
+def decode_params(params: torch.Tensor, mean_shape: torch.Tensor, basis: torch.Tensor, roi: torch.Tensor,
+                  pixel_centres_side: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """62 de-normalised parameters (B, 62) predicted on ROIs (B, 3) -> normalised crop points (B, 68, 3)
+    and the scaled rotation (B, 3, 3) (BFM frame). ``pixel_centres_side``: the crop side, to move the
+    points from 3DDFA_V2's pixel indices to pixel centres (None keeps its published mapping)."""
+    camera = params[:, :12].reshape(-1, 3, 4)
+    shape = mean_shape + torch.einsum("kjc,bc->bkj", basis, params[:, 12:])
+    pts = torch.einsum("bij,bkj->bki", camera[:, :, :3], shape) + camera[:, None, :, 3]
+    x = pts[..., 0] - 1
+    y = ROI_SIZE - pts[..., 1]
+    z = pts[..., 2] - 1
+    scale = roi[:, 2:3] / ROI_SIZE
+    origin_x = roi[:, 0:1] - roi[:, 2:3] / 2
+    origin_y = roi[:, 1:2] - roi[:, 2:3] / 2
+    # as 3DDFA_V2 maps back: ROI origin + point * ROI side / 120 (what its published scores use)
+    points = torch.stack([x * scale + origin_x, y * scale + origin_y, z * scale], dim=-1)
+    if pixel_centres_side is not None:
+        points = points + torch.tensor([0.5, 0.5, 0.0], device=points.device) / pixel_centres_side
+    return points, camera[:, :, :3]
+
+
 class TDDFALandmarks(nn.Module):
     """The network, its parameter statistics and the BFM bases (all buffers), on challenge crops."""
 
-    def __init__(self, folder: str | os.PathLike, passes: int = 1, pixel_centres: bool = False):
+    def __init__(self, folder: str | os.PathLike, passes: int = 1, pixel_centres: bool = False, jitter: int = 1):
         super().__init__()
         if passes not in (1, 2):
             raise FacelmError(f"3DDFA_V2 teacher: passes must be 1 or 2, not {passes}")
+        if not 1 <= jitter <= len(JITTER):
+            raise FacelmError(f"3DDFA_V2 teacher: jitter must be 1..{len(JITTER)}, not {jitter}")
         folder = Path(folder)
         bfm = BFM68(folder)
         self.passes = passes
-        self.spec = {"name": "3ddfa_v2", "kwargs": {"passes": passes, "pixel_centres": pixel_centres}}
+        self.jitter = jitter
+        self.spec = {"name": "3ddfa_v2", "kwargs": {"passes": passes, "pixel_centres": pixel_centres, "jitter": jitter}}
         # 3DDFA_V2 maps points back in pixel indices (pixel i's centre at i); facelm's frame (and
         # the challenge labels) put it at i + 0.5. False reproduces 3DDFA_V2's published mapping.
         self.pixel_centres = pixel_centres
@@ -82,6 +116,7 @@ class TDDFALandmarks(nn.Module):
         self.register_buffer("mean_shape", torch.from_numpy(bfm.mean_shape.reshape(68, 3)).float())
         self.register_buffer("basis", torch.from_numpy(bfm.basis.reshape(68, 3, 50)).float())
         self.register_buffer("roi0", torch.tensor(fixed_roi(), dtype=torch.float32))
+        self.register_buffer("jitter_rois", torch.tensor(JITTER[:jitter], dtype=torch.float32))
         self.eval()
 
     def _load_weights(self, path: Path) -> None:
@@ -101,35 +136,33 @@ class TDDFALandmarks(nn.Module):
         return out * self.param_std + self.param_mean
 
     def _decode(self, params: torch.Tensor, roi: torch.Tensor, image_side: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """62 parameters -> normalised crop points (B, 68, 3) and rotation (B, 3, 3) (BFM frame)."""
-        camera = params[:, :12].reshape(-1, 3, 4)
-        shape = self.mean_shape + torch.einsum("kjc,bc->bkj", self.basis, params[:, 12:])
-        pts = torch.einsum("bij,bkj->bki", camera[:, :, :3], shape) + camera[:, None, :, 3]
-        x = pts[..., 0] - 1
-        y = ROI_SIZE - pts[..., 1]
-        z = pts[..., 2] - 1
-        scale = roi[:, 2:3] / ROI_SIZE
-        origin_x = roi[:, 0:1] - roi[:, 2:3] / 2
-        origin_y = roi[:, 1:2] - roi[:, 2:3] / 2
-        # as 3DDFA_V2 maps back: ROI origin + point * ROI side / 120 (what its published scores use)
-        points = torch.stack([x * scale + origin_x, y * scale + origin_y, z * scale], dim=-1)
-        if self.pixel_centres:
-            points = points + torch.tensor([0.5, 0.5, 0.0], device=points.device) / image_side
-        return points, camera[:, :, :3]
+        return decode_params(params, self.mean_shape, self.basis, roi, image_side if self.pixel_centres else None)
+
+    def _jittered(self, images: torch.Tensor, roi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Points and rotation averaged over the :data:`JITTER` ROIs around ``roi`` (the identity alone at jitter=1)."""
+        if self.jitter == 1:
+            return self._decode(self._params(images, roi), roi, images.shape[-1])
+        batch = images.shape[0]
+        shifts = self.jitter_rois[:, None, :2] * roi[None, :, 2:3]  # (K, B, 2)
+        rois = torch.cat([roi[None, :, :2] + shifts, roi[None, :, 2:3] * self.jitter_rois[:, None, 2:3]], -1)
+        rois = rois.reshape(-1, 3)
+        repeated = images.repeat(self.jitter, 1, 1, 1)
+        points, rotation = self._decode(self._params(repeated, rois), rois, images.shape[-1])
+        return points.reshape(self.jitter, batch, 68, 3).mean(0), rotation.reshape(self.jitter, batch, 3, 3).mean(0)
 
     def forward(self, images: torch.Tensor) -> dict:
         roi = self.roi0 + torch.zeros_like(images[:, 0, 0, :3])  # (B, 3), batch size kept symbolic for export
-        side = images.shape[-1]
-        points, rotation = self._decode(self._params(images, roi), roi, side)
         if self.passes == 2:
+            points, _ = self._decode(self._params(images, roi), roi, images.shape[-1])
             roi = roi_from_points(points[..., :2])
-            points, rotation = self._decode(self._params(images, roi), roi, side)
+        points, rotation = self._jittered(images, roi)
         return {"landmarks": points[..., :2], "points3d": points, "rotation": rotation}
 
 
-def load_tddfa(folder: str | os.PathLike, passes: int = 1, pixel_centres: bool = False) -> tuple[TDDFALandmarks, dict]:
+def load_tddfa(folder: str | os.PathLike, passes: int = 1, pixel_centres: bool = False,
+               jitter: int = 1) -> tuple[TDDFALandmarks, dict]:
     """The teacher and its meta (input size 384: it reads the whole challenge crop)."""
-    model = TDDFALandmarks(folder, passes, pixel_centres)
+    model = TDDFALandmarks(folder, passes, pixel_centres, jitter)
     meta = {"input_size": 384, "gamma": 1.0, "gamma_mode": "fixed", "size_mb": _size_mb(model.net),
             "params": int(sum(p.numel() for p in model.net.parameters())),
             "weights_sha256": hashlib.sha256((Path(folder) / WEIGHTS_FILE).read_bytes()).hexdigest()}

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 #: kind -> its options (name -> converter from the spec text) and terms of use
 KINDS = {
     "3ddfa_v2": {
-        "options": {"passes": int, "pixel_centres": lambda v: v.lower() in ("1", "true", "yes")},
+        "options": {"passes": int, "pixel_centres": lambda v: v.lower() in ("1", "true", "yes"), "jitter": int},
         "terms": "3DDFA_V2 code and weights MIT; trained on 300W-LP (from 300-W) and decoded through the BFM: "
                  "non-commercial research use",
     },

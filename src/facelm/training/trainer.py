@@ -132,7 +132,7 @@ class StepLoss:
 
     def __call__(self, out: dict, batch: dict) -> torch.Tensor:
         total, _ = self.model.loss(out, batch, self.point_loss)
-        if self.teacher is None:
+        if self.teacher is None or self.taught == 0:  # weight 0: the labels alone, no teacher pass
             return total
         labels = {k: v for k, v in batch.items() if k != POINT_WEIGHTS}
         from_teacher, _ = self.model.loss(out, {**labels, "landmarks": self.teacher(batch["image"])}, self.point_loss)
@@ -201,6 +201,7 @@ def train_model(config: Config, model_entry: ModelSpec, fold: int | None, out_di
     model.fit_priors(training.landmarks_norm(training.train_rows))
     model.to(process.device)
     loader = build_train_loader(training, config.augment, cfg, process.device, config.seed, process.rank, process.world)
+    cfg = cfg.for_batches(len(loader))
     state = TrainState.build(model, cfg, len(loader), cfg.amp and process.device.type == "cuda")
     net = model if process.world == 1 else torch.nn.parallel.DistributedDataParallel(
         model, device_ids=[process.device.index] if process.device.type == "cuda" else None)
