@@ -36,7 +36,7 @@ from tqdm import tqdm
 
 from facelm import layout
 from facelm.atomic import atomic_open, write_json
-from facelm.config import Config, ModelSpec, Train, load_config, parse_config
+from facelm.config import Config, ModelSpec, Train, parse_config
 from facelm.data.dataset import LandmarkDataset, derive_seed
 from facelm.data.limits import positive_int
 from facelm.data.training_set import POINT_WEIGHTS, TrainingSet
@@ -48,6 +48,7 @@ from facelm.models.losses import PointLoss, create_loss
 from facelm.models.timm_models import HEADS
 from facelm.training.loaders import TrainLoader, build_train_loader
 from facelm.training.train_state import TrainState
+from facelm.verbs import add_config_arguments, read_values, verb_config
 
 EpochCallback = Callable[[int, float], None]
 
@@ -108,11 +109,10 @@ def validate(model: torch.nn.Module, val: LandmarkDataset, device) -> float:
 
 
 def fingerprint(config: Config, entry: ModelSpec, fold: int | None, teacher_key: str | None = None) -> str:
-    """What a checkpoint must match to be resumed (everything that changes the training)."""
-    data = config.to_dict()
-    relevant = {k: data[k] for k in ("train_sets", "train_set_options", "splits", "seed", "preprocess", "augment",
-                                     "folds", "data_dir")}
-    relevant.update(entry=entry.to_dict(), fold=fold, train=config.train_for(entry).to_dict())
+    """What a checkpoint must match to be resumed: what the train verb reads (:data:`facelm.verbs.COMMANDS`,
+    the table the workflow's rerun triggers come from too), the fold, and the teacher."""
+    relevant = read_values("train", config.to_dict(), entry.to_dict())
+    relevant.update(fold=fold, train=config.train_for(entry).to_dict())
     if teacher_key is not None:
         relevant.update(teacher=teacher_key, distill_weight=config.distill.weight)
     return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -327,14 +327,13 @@ def short_form_config(args) -> tuple[Config, ModelSpec]:
                                "batch_size": args.batch_size, "workers": args.workers}.items() if v is not None}
     config = parse_config({
         "data_dir": ".", "train_sets": data, "splits": {"train": data[0], "val": val, "test": val},
-        "results_dir": args.results_dir, "models": [{"name": args.backbone, "kwargs": kwargs}], "train": train,
+        "results_dir": args.results_dir or "results", "models": [{"name": args.backbone, "kwargs": kwargs}], "train": train,
     }, "command line")
     return config, config.models[0]
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--config", help="config.yaml (with --model/--fold) ...")
-    parser.add_argument("overrides", nargs="*", help="KEY=VALUE config overrides (dotted keys)")
+    add_config_arguments(parser, "train", required=False)
     parser.add_argument("--model", help="model entry of the config (name or model id; default: the first)")
     parser.add_argument("--fold", type=int, help="fold to hold out (default: train on all rows)")
     parser.add_argument("--params", help="best_params.json from `facelm tune` to apply first")
@@ -342,15 +341,21 @@ def add_arguments(parser) -> None:
     parser.add_argument("--val", help="validation folder (short form)")
     parser.add_argument("--backbone", help="registered model name (short form)")
     parser.add_argument("--head", choices=list(HEADS), help="head of a timm backbone")
-    parser.add_argument("--epochs", type=int)
-    parser.add_argument("--size", type=int)
-    parser.add_argument("--loss")
-    parser.add_argument("--lr", type=float)
-    parser.add_argument("--batch-size", type=int)
-    parser.add_argument("--workers", type=int)
-    parser.add_argument("--results-dir", default="results", help="where caches go (short form)")
+    for flag, kind in (("--epochs", int), ("--size", int), ("--loss", str), ("--lr", float), ("--batch-size", int),
+                       ("--workers", int)):
+        parser.add_argument(flag, type=kind, help=f"sets train.{flag[2:].replace('-', '_')} (wins over --config)")
+    parser.add_argument("--results-dir", help="where caches and runs go (default: the config's results_dir, "
+                                              "or results)")
     parser.add_argument("--threads", type=positive_int, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--out", help="run folder (default <results_dir>/runs/<model_id>/fold<k>)")
+
+
+def _refuse_short_form(args) -> None:
+    """The short form's folder and model flags describe a whole config: beside --config they would be lost."""
+    for dest in ("data", "val", "backbone", "head"):
+        if getattr(args, dest):
+            raise FacelmError(f"--{dest} is for the short form (no --config); with --config set the config's keys "
+                              "(e.g. train_sets=[...], models=[...])")
 
 
 def _pick_entry(config: Config, name: str | None) -> ModelSpec:
@@ -367,7 +372,8 @@ def main(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.config:
-        config = load_config(args.config, args.overrides)
+        _refuse_short_form(args)
+        config = verb_config("train", args)
         if args.params:
             from facelm.training.params import apply_params, read_best_params
 
@@ -376,6 +382,8 @@ def main(args) -> int:
         if args.params and config.tune.model.name == entry.name:
             entry = dataclasses.replace(entry, name=config.tune.model.name, kwargs=config.tune.model.kwargs)
     elif args.data and args.val and args.backbone:
+        if args.overrides:
+            raise FacelmError(f"KEY=VALUE overrides ({args.overrides[0]}) need --config; the short form takes flags")
         config, entry = short_form_config(args)
     else:
         raise FacelmError("give --config FILE, or --data DIR --val DIR --backbone NAME")

@@ -29,10 +29,11 @@ import sqlalchemy.exc
 
 from facelm import layout
 from facelm.atomic import write_json
-from facelm.config import Config, load_config
+from facelm.config import Config
 from facelm.data.limits import positive_int
 from facelm.errors import FacelmError
 from facelm.training.params import apply_params, config_path_of
+from facelm.verbs import add_config_arguments, verb_config
 
 #: the whole storage URL, credentials included; replaces tune.storage when set
 STORAGE_ENV = "FACELM_OPTUNA_STORAGE"
@@ -190,18 +191,16 @@ def best_params(config: Config, url: str | None = None) -> dict:
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--config", required=True)
+    add_config_arguments(parser, "tune")
     parser.add_argument("--worker", type=int, default=0, help="worker number (seeds its sampler)")
-    parser.add_argument("--trials", type=positive_int, help="override tune.n_trials")
+    parser.add_argument("--trials", type=positive_int, help="sets tune.n_trials (wins over --config)")
     parser.add_argument("--storage", help=f"Optuna storage URL (default: ${STORAGE_ENV}, tune.storage, or "
                                           "sqlite:///<results_dir>/optuna/study.db)")
     parser.add_argument("--best", help="write the best parameters to this JSON instead of running trials")
 
 
 def main(args) -> int:
-    config = load_config(args.config)
-    if args.trials is not None:
-        config = config.updated(tune={"n_trials": args.trials})
+    config = verb_config("tune", args)
     url = args.storage or storage_url(config)
     if args.best:
         best = best_params(config, url)
