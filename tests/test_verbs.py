@@ -87,3 +87,20 @@ def test_read_values_stand_the_entry_for_models():
     values = read_values("train", config, {"name": "b"})
     assert values["models"] == {"name": "b"} and values["train"] == {"epochs": 1} and values["seed"] == 0
     assert "ensemble" not in values and "train_set_options" in values
+
+
+def test_tuned_model_params_merge_into_the_entry(tmp_path, trained):
+    """`--params`: a tuned head replaces the entry's head alone; its max_stride, pretrained and own train
+    overrides stay (they were dropped when tune.model's kwargs replaced the entry's)."""
+    import json
+
+    entry = {"name": "mobilenetv3_small_050", "kwargs": {"head": "heatmap", "max_stride": 16, "pretrained": "w.pth"},
+             "train": {"epochs": 9}}
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"data_dir": str(tmp_path), "train_sets": ["synthetics_train"], "models": [entry],
+                                      "tune": {"model": {"name": "mobilenetv3_small_050", "kwargs": {"head": "heatmap"}}}}))
+    (tmp_path / "best.json").write_text(json.dumps({"params": {"head": "regression", "lr": 0.01}}))
+    assert main(["train", "--config", str(config), "--params", str(tmp_path / "best.json"), "--out", str(tmp_path / "r")]) == 0
+    got = trained["entry"]
+    assert dict(got.kwargs) == {"head": "regression", "max_stride": 16, "pretrained": "w.pth"}
+    assert dict(got.train) == {"epochs": 9} and trained["config"].train.lr == 0.01

@@ -32,6 +32,19 @@ def test_names_map_to_config_keys(tiny_pipeline):
         apply_params(config, {"lr": -1})
 
 
+def test_a_trial_keeps_the_tuned_models_own_train_settings(tiny_pipeline, monkeypatch):
+    """A trial trains tune.model with tune.epochs, and with the rest of tune.model.train."""
+    import facelm.training.trainer as trainer
+    from facelm.training.tune import objective_for
+
+    config, _ = tiny_pipeline
+    config = config.updated(tune={"epochs": 2, "model": {"name": "pfld_025", "train": {"batch_size": 4, "epochs": 5}},
+                                  "search_space": {"lr": {"type": "float", "low": 1e-4, "high": 1e-2}}})
+    seen = {}
+    monkeypatch.setattr(trainer, "train_model", lambda cfg, entry, *a, **k: seen.update(entry=entry) or {"val_nme_384": 1.0})
+    assert objective_for(config)(optuna.trial.FixedTrial({"lr": 1e-3})) == 1.0
+    assert dict(seen["entry"].train) == {"batch_size": 4, "epochs": 2}
+
 def test_workers_share_a_study_and_stop_at_n_trials(tiny_pipeline, tmp_path):
     config, _ = tiny_pipeline
     config = config.updated(results_dir=str(tmp_path / "results"),

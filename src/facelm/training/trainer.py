@@ -374,13 +374,13 @@ def main(args) -> int:
     if args.config:
         _refuse_short_form(args)
         config = verb_config("train", args)
-        if args.params:
+        entry = _pick_entry(config, args.model)
+        if args.params:  # the tuned values, merged into the entry they belong to
             from facelm.training.params import apply_params, read_best_params
 
+            index = config.models.index(entry)
             config = apply_params(config, read_best_params(args.params))
-        entry = _pick_entry(config, args.model)
-        if args.params and config.tune.model.name == entry.name:
-            entry = dataclasses.replace(entry, name=config.tune.model.name, kwargs=config.tune.model.kwargs)
+            entry = config.models[index]
     elif args.data and args.val and args.backbone:
         if args.overrides:
             raise FacelmError(f"KEY=VALUE overrides ({args.overrides[0]}) need --config; the short form takes flags")

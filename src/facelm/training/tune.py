@@ -148,7 +148,8 @@ def objective_for(config: Config) -> callable:
             if trial.should_prune():
                 raise optuna.TrialPruned()
 
-        entry = dataclasses.replace(trial_config.tune.model, train={"epochs": tune.epochs})
+        model = trial_config.tune.model
+        entry = dataclasses.replace(model, train={**model.train, "epochs": tune.epochs})  # its own train settings kept
         metrics = train_model(trial_config, entry, tune.fold, out, on_epoch=report)
         trial.set_user_attr("oof_nme_384", metrics.get("oof_nme_384"))
         return metrics["val_nme_384"]
