@@ -10,6 +10,7 @@ from snakemake.utils import validate
 from facelm import layout
 from facelm.config import SCHEMA_PATH, is_teacher_spec, parse_config, validate_config
 from facelm.errors import FacelmError
+from facelm.verbs import read_values
 
 # The files the config came from: --configfile files are merged over the Snakefile's config.yaml,
 # so an error names them first.
@@ -24,7 +25,7 @@ try:
 except (FacelmError, WorkflowError) as err:
     sys.exit(f"facelm: {str(err).splitlines()[0]}")
 # The typed, read-only view the package's functions take. Rules' `params` keep snakemake's plain
-# `config` sections: Snakemake compares them between runs to decide what to rerun.
+# `config` values (facelm.verbs.read_values): Snakemake compares them between runs to decide what to rerun.
 CFG = parse_config(config)
 
 # Rules run the package with the interpreter that runs Snakemake (the project's .venv); under
