@@ -8,6 +8,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from facelm import layout
+from facelm.atomic import atomic_open
 from facelm.config import SCHEMA_PATH, is_teacher_spec, parse_config, validate_config
 from facelm.errors import FacelmError
 from facelm.verbs import read_values
@@ -53,10 +54,8 @@ FACELM_TRAIN = (
 def _write_if_changed(path: Path, text: str) -> None:
     """Keep the resolved config's mtime unless its content changes (so nothing reruns needlessly)."""
     if not path.exists() or path.read_text() != text:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(text)
-        tmp.replace(path)
+        with atomic_open(path, "w") as handle:
+            handle.write(text)
 
 
 # Every `facelm` command reads this file: config.yaml plus any `snakemake --config` overrides,

@@ -102,10 +102,11 @@ def predict_normalised(model: torch.nn.Module, dataset, batch_size: int, workers
     return np.concatenate(out) if out else np.zeros((0, 68, 2), np.float32)
 
 
-def validate(model: torch.nn.Module, val: LandmarkDataset, device) -> float:
-    """NME x100 (/384 of the source crop) of ``model`` on the validation set."""
+def validate(model: torch.nn.Module, val: LandmarkDataset, device) -> tuple[float, np.ndarray]:
+    """NME x100 (/384 of the source crop) of ``model`` on the validation set, and its predictions there
+    (source-crop pixels)."""
     pred = predict_normalised(model, val, 64, 0, device) * val.source_size
-    return 100 * float(nme(pred, val.landmarks_norm() * val.source_size).mean())
+    return 100 * float(nme(pred, val.landmarks_norm() * val.source_size).mean()), pred
 
 
 def fingerprint(config: Config, entry: ModelSpec, fold: int | None, teacher_key: str | None = None) -> str:
@@ -222,7 +223,7 @@ def train_model(config: Config, model_entry: ModelSpec, fold: int | None, out_di
         seconds = time.perf_counter() - started
         trained_images, trained_seconds = trained_images + len(loader) * loader.batch_size, trained_seconds + seconds
         validated = ((epoch + 1) % cfg.val_every == 0 or epoch + 1 == cfg.epochs) and process.rank == 0
-        val_nme = validate(state.ema.module, training.val, process.device) if validated else float("nan")
+        val_nme = validate(state.ema.module, training.val, process.device)[0] if validated else float("nan")
         clock.lap("validation")
         state.history.append({"epoch": epoch + 1, "lr": state.optimizer.param_groups[0]["lr"],
                               "train_loss": train_loss, "val_nme_384": val_nme, "seconds": seconds})
@@ -266,11 +267,10 @@ class PhaseClock:
 def _write_outputs(config, entry, fold, out_dir, model, training: TrainingSet, history, cfg, size_mb, params, img_s,
                    clock, extra: dict) -> dict:
     model = copy.deepcopy(model).cpu().eval()
-    val_pred = predict_normalised(model, training.val, 64, 0, "cpu") * training.val.source_size
-    val_gt = training.val.landmarks_norm() * training.val.source_size
+    val_nme, val_pred = validate(model, training.val, "cpu")
     metrics = {
         "model": entry.id, "fold": fold, "epochs": cfg.epochs, "size": cfg.size,
-        "val_nme_384": 100 * float(nme(val_pred, val_gt).mean()),
+        "val_nme_384": val_nme,
         "size_mb": size_mb, "params": params,
         "train_img_s": img_s if img_s is not None else _previous_speed(out_dir),
         **extra,
