@@ -179,3 +179,31 @@ def test_every_rule_output_is_spelled_by_layout_and_every_rule_declares_resource
         assert not stray, f"rule {name} spells {stray} by hand"
         if name != "all":
             assert {"mem_mb", "runtime"} <= set(rule["resources"]), f"rule {name} declares no mem_mb / runtime"
+
+
+@pytest.mark.slow
+def test_a_key_the_train_verb_reads_reruns_training_and_another_does_not(tmp_path):
+    """The train rule's rerun trigger is the train verb's table (facelm.verbs.COMMANDS): after one real
+    run, a changed train_set_options (read) reruns it, a changed ensemble.max_steps (not read) does not."""
+    import yaml
+
+    from facelm import layout
+    from facelm.config import parse_config
+
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config.update(data_dir=str(tmp_path / "data"), make_demo_data=True, models=[{"name": "pfld_025"}])
+    config["train"].update(size=64, epochs=1, batch_size=8, workers=0)
+    config["tune"]["enabled"] = False
+    config["folds"]["train_folds"] = [0]
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    metrics = layout.run_file(layout.run_dir(parse_config(config), "pfld_025", 0), "metrics")
+    target = [str(metrics), "--configfile", str(tmp_path / "config.yaml")]
+    built = snakemake(*target, "--cores", "2", cwd=tmp_path)
+    assert built.returncode == 0, built.stderr[-3000:]
+    assert "Nothing to be done" in snakemake("-n", *target, cwd=tmp_path).stdout
+    for change, reruns in (({"train_set_options": {"synthetics_train": {"repeat": 2}}}, True),
+                           ({"ensemble": {**config["ensemble"], "max_steps": 3}}, False)):
+        (tmp_path / "changed.yaml").write_text(yaml.safe_dump({**config, **change}))
+        dry = snakemake("-n", str(metrics), "--configfile", str(tmp_path / "changed.yaml"), cwd=tmp_path)
+        assert dry.returncode == 0, dry.stderr[-3000:]
+        assert ("rule train:" in dry.stdout) == reruns and ("Nothing to be done" in dry.stdout) != reruns, dry.stdout[-3000:]

@@ -16,35 +16,8 @@ import sys
 
 from facelm.errors import FacelmError
 from facelm.signals import Terminated, ignore_signals_until_exit, signals_end_like_ctrl_c
+from facelm.verbs import COMMANDS  # the command list: each verb's module, help line and the config it reads
 
-#: command -> (module, one-line help)
-COMMANDS: dict[str, tuple[str, str]] = {
-    "validate-config": ("facelm.config", "validate a config file against the schema"),
-    "make-demo-data": ("facelm.data.demo", "write a small self-made dataset in the challenge layout"),
-    "prepare": ("facelm.data.prepare", "convert a FaceSynthetics or 300-W folder to the challenge format"),
-    "check-data": ("facelm.data.checks", "check a challenge-format folder and write a report / clean index"),
-    "cache": ("facelm.data.cache", "build the gamma-corrected, resized image cache of a folder"),
-    "show-augment": ("facelm.data.show_augment", "draw a grid of augmented samples with their landmarks"),
-    "models": ("facelm.inference.model_list", "list registered models with params, size and CPU speed (--pretrained: the shipped models)"),
-    "folds": ("facelm.data.folds", "write the seeded K-fold split of the training sets"),
-    "train": ("facelm.training.trainer", "train one model (optionally one fold)"),
-    "evaluate": ("facelm.challenge.evaluate", "score a model on a labelled folder (NME, FR, AUC, CED)"),
-    "photo-set": ("facelm.labels.photo_set", "turn a folder of photos into a training set labelled by a teacher"),
-    "relabel": ("facelm.training.relabel", "label a folder with a teacher's points (all, jaw only, or a blend)"),
-    "synthesize-poses": ("facelm.training.pose_synthesis", "render turned views of labelled faces from a 3D face fit"),
-    "distill": ("facelm.training.distill", "train one student under a teacher (model or ensemble) and the labels"),
-    "tune": ("facelm.training.tune", "run Optuna trials on a shared SQLite study"),
-    "ensemble": ("facelm.challenge.ensemble", "pick a size-budgeted ensemble from out-of-fold predictions"),
-    "submit": ("facelm.challenge.submission", "predict a test folder and write solution.txt + solution.zip"),
-    "validate-submission": ("facelm.challenge.submission_check", "check a solution file against a test folder"),
-    "score": ("facelm.challenge.score", "NME x100 (/384) of a solution file against an annot.pkl"),
-    "model-card": ("facelm.challenge.model_card", "accuracy by yaw and region, size and ORT latency of a model, as Markdown"),
-    "report": ("facelm.challenge.report", "write results/report.md with plots"),
-    "export": ("facelm.inference.export", "export a model or ensemble to a self-contained ONNX file (card in its metadata)"),
-    "ship": ("facelm.challenge.ship", "turn a trained model into a shipped pretrained model (ONNX + model card) in facelm/weights"),
-    "predict": ("facelm.inference.predict", "predict landmarks on crops or photos (with face detection)"),
-    "ablation": ("facelm.challenge.ablation", "train every method briefly and write the ablation table"),
-}
 #: commands that train: each process holds one GPU slot when FACELM_GPU_SLOTS is set (facelm.training.gpu_slot)
 GPU_COMMANDS = {"train", "tune", "distill", "ablation"}
 
@@ -52,7 +25,7 @@ GPU_COMMANDS = {"train", "tune", "distill", "ablation"}
 def _top_level_help() -> str:
     width = max(len(name) for name in COMMANDS)
     lines = ["usage: facelm COMMAND [ARGS...]", "", "commands:"]
-    lines += [f"  {name:<{width}}  {text}" for name, (_, text) in COMMANDS.items()]
+    lines += [f"  {name:<{width}}  {verb.help}" for name, verb in COMMANDS.items()]
     lines += ["", "Run `facelm COMMAND --help` for a command's options."]
     return "\n".join(lines)
 
@@ -66,9 +39,9 @@ class _OneLineParser(argparse.ArgumentParser):
 
 def build_parser(command: str) -> argparse.ArgumentParser:
     """The argument parser of one command (imports the command's module)."""
-    module_name, help_text = COMMANDS[command]
-    parser = _OneLineParser(prog=f"facelm {command}", description=help_text)
-    importlib.import_module(module_name).add_arguments(parser)
+    verb = COMMANDS[command]
+    parser = _OneLineParser(prog=f"facelm {command}", description=verb.help)
+    importlib.import_module(verb.module).add_arguments(parser)
     return parser
 
 
@@ -108,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(command: str, rest: list[str]) -> int | None:
-    module = importlib.import_module(COMMANDS[command][0])
+    module = importlib.import_module(COMMANDS[command].module)
     args = build_parser(command).parse_args(rest)
     if command in GPU_COMMANDS:
         from facelm.training.gpu_slot import claim_gpu_slot

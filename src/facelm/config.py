@@ -182,11 +182,13 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return keys, value
 
 
-def apply_overrides(config: dict, overrides: list[str]) -> dict:
-    """Set dotted ``KEY=VALUE`` overrides on a copy of ``config``."""
+def apply_overrides(config: dict, overrides: list) -> dict:
+    """Set overrides on a copy of ``config``, in order: ``KEY=VALUE`` texts (dotted keys) or
+    ``(dotted key, value)`` pairs already typed (a command line's flags)."""
     config = copy.deepcopy(config)
-    for text in overrides:
-        keys, value = parse_override(text)
+    for item in overrides:
+        keys, value = parse_override(item) if isinstance(item, str) else (item[0].split("."), item[1])
+        text = item if isinstance(item, str) else f"{item[0]}={item[1]}"
         node = config
         for key in keys[:-1]:
             node = node.setdefault(key, {})
@@ -196,7 +198,7 @@ def apply_overrides(config: dict, overrides: list[str]) -> dict:
     return config
 
 
-def load_config(path: str | os.PathLike, overrides: list[str] | None = None) -> "Config":
+def load_config(path: str | os.PathLike, overrides: list | None = None) -> "Config":
     """Read, override, validate and default-fill a config file -> a typed :class:`Config`."""
     path = Path(path)
     try:

@@ -38,6 +38,27 @@ GROUPS: dict[str, list[int]] = {
     "inner_lip": list(range(60, 68)),
 }
 
+#: The face's regions, each with its left and right together, so that a mirror image maps every
+#: region onto itself (a per-region loss weight survives a flip): the ``point_weights`` regions.
+REGIONS: dict[str, list[int]] = {
+    "jaw": GROUPS["jaw"],
+    "brows": GROUPS["right_brow"] + GROUPS["left_brow"],
+    "nose_bridge": GROUPS["nose_bridge"],
+    "nostrils": GROUPS["nostrils"],
+    "eyes": GROUPS["right_eye"] + GROUPS["left_eye"],
+    "outer_lip": GROUPS["outer_lip"],
+    "inner_lip": GROUPS["inner_lip"],
+}
+#: The five regions accuracy is reported by (jaw 0-16, brows 17-26, nose 27-35, eyes 36-47, mouth
+#: 48-67): unions of :data:`REGIONS`.
+REPORT_REGIONS: dict[str, list[int]] = {
+    "jaw": REGIONS["jaw"],
+    "brows": REGIONS["brows"],
+    "nose": REGIONS["nose_bridge"] + REGIONS["nostrils"],
+    "eyes": REGIONS["eyes"],
+    "mouth": REGIONS["outer_lip"] + REGIONS["inner_lip"],
+}
+
 #: Open polylines (drawn / used for boundary tangents) and closed contours.
 CLOSED_GROUPS = ("right_eye", "left_eye", "outer_lip", "inner_lip")
 

@@ -48,3 +48,16 @@ def test_build_from_trained_runs(tiny_pipeline):
     config = config.updated(budget_mb=0.5)
     with pytest.raises(FacelmError, match="budget"):
         build_ensemble(config, runs)
+
+
+def test_an_unlabelled_val_folder_prints_no_val_nme(tiny_pipeline, tmp_path, monkeypatch, capsys):
+    """Without val labels the spec's val_nme_384 is None: the command prints "-", it does not fail."""
+    import facelm.challenge.ensemble as ensemble
+    from facelm.cli import main
+
+    config, runs = tiny_pipeline
+    spec = build_ensemble(config, runs) | {"val_nme_384": None}
+    monkeypatch.setattr(ensemble, "load_config", lambda path: config)
+    monkeypatch.setattr(ensemble, "build_ensemble", lambda config, runs: spec)
+    assert main(["ensemble", "--config", "unused.yaml", "--runs", str(runs[0]), "--out", str(tmp_path / "e.json")]) == 0
+    assert "val NME -" in capsys.readouterr().out

@@ -55,6 +55,19 @@ def test_ship_with_flip_tta_makes_it_the_models_default(models, shared_data, tmp
 
 
 
+def test_shipping_a_flip_tta_onnx_keeps_its_tta(models, shared_data, tmp_path):  # noqa: F811
+    """An ONNX measured with its own flip TTA is shipped as such: the card says so and quotes that NME."""
+    val = shared_data("aflw_val")
+    assert main(["ship", str(models / "m.pt"), "--name", "budget", "--val", str(val), "--terms", TERMS,
+                 "--out", str(tmp_path / "first"), "--runs", "3", "--hflip-tta"]) == 0
+    assert OnnxPredictor(tmp_path / "first" / "budget.onnx", threads=1).hflip_tta is True
+    assert main(["ship", str(tmp_path / "first" / "budget.onnx"), "--name", "again", "--val", str(val), "--terms", TERMS,
+                 "--out", str(tmp_path / "again"), "--runs", "3"]) == 0
+    first, again = (read_onnx_card(tmp_path / d / f"{n}.onnx") for d, n in (("first", "budget"), ("again", "again")))
+    assert again["hflip_tta"] is True
+    assert again["val_nme_384"] == pytest.approx(first["val_nme_384"], abs=1e-4)
+
+
 def test_the_listing_times_every_pass_a_flip_tta_model_runs(models, shared_data, tmp_path, monkeypatch):  # noqa: F811
     """The card times one pass; `facelm models --pretrained` shows a flip-TTA model's two."""
     for name, flags in (("fast", []), ("budget", ["--hflip-tta"])):

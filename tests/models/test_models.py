@@ -123,6 +123,13 @@ def test_unknown_model_is_one_line_error():
     assert "\n" not in str(err.value)
 
 
+def test_a_value_a_builder_refuses_is_one_line_error():
+    """A misspelt head is refused by the builder (a ValueError there): one FacelmError line here."""
+    with pytest.raises(FacelmError, match="head must be one of") as err:
+        create_model("mobilenetv3_small_050", head="heatmapp")
+    assert "\n" not in str(err.value)
+
+
 @pytest.mark.parametrize("name", ["efficientnet_lite0", "mobilenetv3_small_100"])
 def test_max_stride_builds_only_the_stages_it_keeps(name):
     """`max_stride: 16` drops the stride-32 maps and the blocks that only feed them (timm's
@@ -155,10 +162,10 @@ def test_last_stage_depth_keeps_the_first_blocks_of_the_deepest_kept_stage():
 @pytest.mark.parametrize("kwargs, message", [({"last_stage_depth": 1}, "last_stage_depth needs max_stride"),
                                              ({"max_stride": 16, "last_stage_depth": 9}, "last_stage_depth must be 1..3")])
 def test_bad_last_stage_depth_is_one_line(kwargs, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(FacelmError, match=message):
         create_model("efficientnet_lite0", head="heatmap", **kwargs)
 
 
 def test_max_stride_that_keeps_nothing_is_one_line():
-    with pytest.raises(ValueError, match="max_stride 1 keeps none of efficientnet_lite0's strides"):
+    with pytest.raises(FacelmError, match="max_stride 1 keeps none of efficientnet_lite0's strides"):
         create_model("efficientnet_lite0", head="heatmap", max_stride=1)

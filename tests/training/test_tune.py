@@ -15,7 +15,7 @@ import sqlalchemy.exc
 from facelm.errors import FacelmError
 from facelm.training.params import apply_params, config_path_of
 from facelm.training.tune import (STORAGE_ENV, best_params, open_study, run_worker, shown, storage_url,
-                                 study_exists)
+                                 study_exists, study_name)
 
 
 def test_names_map_to_config_keys(tiny_pipeline):
@@ -31,6 +31,19 @@ def test_names_map_to_config_keys(tiny_pipeline):
     with pytest.raises(FacelmError, match="key train.lr"):
         apply_params(config, {"lr": -1})
 
+
+def test_a_trial_keeps_the_tuned_models_own_train_settings(tiny_pipeline, monkeypatch):
+    """A trial trains tune.model with tune.epochs, and with the rest of tune.model.train."""
+    import facelm.training.trainer as trainer
+    from facelm.training.tune import objective_for
+
+    config, _ = tiny_pipeline
+    config = config.updated(tune={"epochs": 2, "model": {"name": "pfld_025", "train": {"batch_size": 4, "epochs": 5}},
+                                  "search_space": {"lr": {"type": "float", "low": 1e-4, "high": 1e-2}}})
+    seen = {}
+    monkeypatch.setattr(trainer, "train_model", lambda cfg, entry, *a, **k: seen.update(entry=entry) or {"val_nme_384": 1.0})
+    assert objective_for(config)(optuna.trial.FixedTrial({"lr": 1e-3})) == 1.0
+    assert dict(seen["entry"].train) == {"batch_size": 4, "epochs": 2}
 
 def test_workers_share_a_study_and_stop_at_n_trials(tiny_pipeline, tmp_path):
     config, _ = tiny_pipeline
@@ -86,13 +99,13 @@ def test_journal_storage_is_shared_by_two_processes(tiny_pipeline, tmp_path):
     url = f"journal:{tmp_path / 'shared' / 'study.log'}"
     script = ("import sys, optuna\n"
               "from facelm.training.tune import open_storage\n"
-              "study = optuna.load_study(study_name='tiny', storage=open_storage(sys.argv[1]))\n"
+              "study = optuna.load_study(study_name=sys.argv[2], storage=open_storage(sys.argv[1]))\n"
               "study.optimize(lambda t: t.suggest_float('x', -1, 1) ** 2, n_trials=5)\n")
     assert not study_exists(config, url)
     open_study(config, url)
     assert study_exists(config, url)
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
-    workers = [subprocess.Popen([sys.executable, "-c", script, url], env=env) for _ in range(2)]
+    workers = [subprocess.Popen([sys.executable, "-c", script, url, study_name(config)], env=env) for _ in range(2)]
     assert [w.wait(120) for w in workers] == [0, 0]
     trials = open_study(config, url).trials
     assert sorted(t.number for t in trials) == list(range(10))
@@ -151,3 +164,24 @@ def test_a_worker_that_loses_the_schema_race_retries_and_only_then(orig, monkeyp
         with pytest.raises(sqlalchemy.exc.ProgrammingError):
             tune.open_storage("postgresql://facelm@db.example/optuna")
         assert len(calls) == 1
+
+
+def test_a_changed_search_space_is_a_new_study_and_the_old_one_is_listed(tiny_pipeline, tmp_path, monkeypatch, capsys):
+    """Trials drawn from an older search space neither fill tune.n_trials nor come back as the best."""
+    from facelm.cli import main
+
+    config, _ = tiny_pipeline
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    monkeypatch.setenv(STORAGE_ENV, url)
+    old = config.updated(tune={"search_space": {"lr": {"type": "float", "low": 1e-4, "high": 1e-2}}})
+    new = config.updated(tune={"search_space": {"lr": {"type": "float", "low": 1e-3, "high": 1e-1}}})
+    study = open_study(old, url)
+    study.enqueue_trial({"lr": 1e-4})
+    study.optimize(lambda t: t.suggest_float("lr", 1e-4, 1e-2), n_trials=1)
+    assert study_name(old) != study_name(new) and study_name(old).startswith("tiny-")
+    assert not study_exists(new, url) and open_study(new, url).trials == []
+    assert best_params(new, url)["params"] == {}
+    config_file = tmp_path / "c.yaml"
+    config_file.write_text(json.dumps(new.to_dict()))
+    assert main(["tune", "--config", str(config_file), "--best", str(tmp_path / "best.json")]) == 0
+    assert f"study {study_name(old)} in {url} was drawn from another search space; not reused" in capsys.readouterr().err

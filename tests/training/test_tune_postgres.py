@@ -24,6 +24,9 @@ import optuna
 import pytest
 import yaml
 
+from facelm.config import parse_config
+from facelm.training.tune import study_name
+
 REPO = Path(__file__).resolve().parents[2]
 PASSWORD = "tune-test-pw"
 
@@ -114,7 +117,7 @@ def test_two_workers_share_a_postgresql_study(postgres, demo_data, tmp_path):
         assert f"in postgresql://facelm@127.0.0.1:{port}/optuna" in out  # the storage both used
 
     storage = optuna.storages.RDBStorage(url)
-    study = optuna.load_study(study_name="pgtune", storage=storage)
+    study = optuna.load_study(study_name=study_name(parse_config(config)), storage=storage)
     trials = study.get_trials()
     finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
     # complete: n_trials finished (a worker finishing its last trial may add one more), none left running
@@ -145,7 +148,7 @@ def test_two_workers_share_a_postgresql_study(postgres, demo_data, tmp_path):
                 assert server.poll() is None, f"optuna-dashboard exited: {server.stderr.read()[-1000:]}"
                 assert time.time() < deadline, "optuna-dashboard did not start"
                 time.sleep(0.3)
-        summary = next(s for s in studies if s["study_name"] == "pgtune")
+        summary = next(s for s in studies if s["study_name"] == study_name(parse_config(config)))
         detail = _get(f"{base}/api/studies/{summary['study_id']}")
         assert sorted(t["number"] for t in detail["trials"]) == sorted(t.number for t in trials)
         complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]

@@ -124,7 +124,7 @@ rule ablation:
     output:
         layout.ablation_report(CFG),
     params:
-        ablation=config["ablation"],
+        reads=read_values("ablation", config),
     threads: COMPUTE.threads
     resources:
         **TRAINING,

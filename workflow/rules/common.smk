@@ -8,8 +8,10 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from facelm import layout
+from facelm.atomic import atomic_open
 from facelm.config import SCHEMA_PATH, is_teacher_spec, parse_config, validate_config
 from facelm.errors import FacelmError
+from facelm.verbs import read_values
 
 # The files the config came from: --configfile files are merged over the Snakefile's config.yaml,
 # so an error names them first.
@@ -24,7 +26,7 @@ try:
 except (FacelmError, WorkflowError) as err:
     sys.exit(f"facelm: {str(err).splitlines()[0]}")
 # The typed, read-only view the package's functions take. Rules' `params` keep snakemake's plain
-# `config` sections: Snakemake compares them between runs to decide what to rerun.
+# `config` values (facelm.verbs.read_values): Snakemake compares them between runs to decide what to rerun.
 CFG = parse_config(config)
 
 # Rules run the package with the interpreter that runs Snakemake (the project's .venv); under
@@ -52,10 +54,8 @@ FACELM_TRAIN = (
 def _write_if_changed(path: Path, text: str) -> None:
     """Keep the resolved config's mtime unless its content changes (so nothing reruns needlessly)."""
     if not path.exists() or path.read_text() != text:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(text)
-        tmp.replace(path)
+        with atomic_open(path, "w") as handle:
+            handle.write(text)
 
 
 # Every `facelm` command reads this file: config.yaml plus any `snakemake --config` overrides,

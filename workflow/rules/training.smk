@@ -1,5 +1,6 @@
 # Training stage (facelm.training): Optuna workers share one study; the best parameters feed
-# K-fold training, one job per (model, fold), each on the cached, checked data.
+# K-fold training, one job per (model, fold), each on the cached, checked data. A rule's `reads`
+# param is what its verb reads (facelm.verbs.COMMANDS): changing one of those keys reruns it.
 TUNE_WORKERS = range(CFG.tune.workers)
 
 
@@ -11,7 +12,7 @@ rule tune_worker:
     output:
         layout.tune_done(CFG, "{worker}"),
     params:
-        tune=config["tune"],
+        reads=read_values("tune", config),
     threads: COMPUTE.threads
     resources:
         **TRAINING,
@@ -59,10 +60,7 @@ rule train:
     wildcard_constraints:
         fold=r"\d+",
     params:
-        entry=lambda wc: MODEL_IDS[wc.model_id].to_dict(),
-        train=config["train"],
-        augment=config["augment"],
-        preprocess=config["preprocess"],
+        reads=lambda wc: read_values("train", config, MODEL_IDS[wc.model_id].to_dict()),
         best=f"--params {BEST_PARAMS}" if TUNE else "",
         out=lambda wc, output: Path(output.model).parent,
         per_process=lambda wc, threads: max(1, threads // DDP_PROCS),
@@ -91,10 +89,7 @@ rule distill:
     output:
         **run_outputs(STUDENT_DIR, ("model", "metrics", "val_pred")),
     params:
-        distill=config["distill"],
-        train=config["train"],
-        augment=config["augment"],
-        preprocess=config["preprocess"],
+        reads=read_values("distill", config),
         out=STUDENT_DIR,
         teacher=TEACHER,
     threads: COMPUTE.threads

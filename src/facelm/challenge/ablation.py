@@ -24,10 +24,11 @@ from facelm import layout
 from facelm.atomic import atomic_open
 from facelm.models.checkpoint import load_model
 from facelm.data.limits import positive_int
-from facelm.config import Config, ModelSpec, load_config
+from facelm.config import Config, ModelSpec
 from facelm.models import resolve_name
 from facelm.models.listing import measure_cpu_ms
 from facelm.training.trainer import train_model
+from facelm.verbs import add_config_arguments, verb_config
 
 
 def ablation_config(config: Config) -> tuple[Config, dict]:
@@ -78,8 +79,7 @@ def write_table(rows: list[dict], config: Config, out_md: str | Path) -> None:
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--config", required=True, help="config.yaml (its `ablation` section)")
-    parser.add_argument("overrides", nargs="*", help="KEY=VALUE config overrides (dotted keys)")
+    add_config_arguments(parser, "ablation")
     parser.add_argument("--out", help="markdown table to write (default <results_dir>/ablation.md)")
     parser.add_argument("--threads", type=positive_int, help="torch intra-op threads for training (default: torch's)")
 
@@ -87,7 +87,7 @@ def add_arguments(parser) -> None:
 def main(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
-    config = load_config(args.config, args.overrides)
+    config = verb_config("ablation", args)
     out = Path(args.out) if args.out else layout.ablation_report(config)
     rows = run_ablation(config, out)
     for r in rows:

@@ -175,6 +175,6 @@ def main(args) -> int:
     write_json(out, spec)
     for m in spec["members"]:
         print(f"  {m['model_id']:<32} fold {m['fold']}  weight {m['weight']:.3f}  {m['size_mb']:.2f} MB")
-    oof = "-" if spec["oof_nme_384"] is None else f"{spec['oof_nme_384']:.3f}"
-    print(f"ensemble {out}: {len(spec['members'])} models, {spec['total_mb']:.2f} MB, OOF NME {oof}, val NME {spec['val_nme_384']:.3f}")
+    oof, val = (("-" if spec[key] is None else f"{spec[key]:.3f}") for key in ("oof_nme_384", "val_nme_384"))
+    print(f"ensemble {out}: {len(spec['members'])} models, {spec['total_mb']:.2f} MB, OOF NME {oof}, val NME {val}")
     return 0

@@ -26,18 +26,12 @@ from facelm.atomic import atomic_path, write_json
 from facelm.errors import FacelmError
 from facelm.data.folder import open_folder
 from facelm.data.limits import positive_int
-from facelm.landmarks68 import GROUPS
+from facelm.landmarks68 import REPORT_REGIONS
 from facelm.metrics import auc, ced_curve, failure_rate, nme
 from facelm.data.pose import YAW_BINS, pose_from_landmarks, yaw_bin
 
-#: Face regions of the 68 points (iBUG order): jaw 0-16, brows 17-26, nose 27-35, eyes 36-47, mouth 48-67.
-REGIONS: dict[str, list[int]] = {
-    "jaw": GROUPS["jaw"],
-    "brows": GROUPS["right_brow"] + GROUPS["left_brow"],
-    "nose": GROUPS["nose_bridge"] + GROUPS["nostrils"],
-    "eyes": GROUPS["right_eye"] + GROUPS["left_eye"],
-    "mouth": GROUPS["outer_lip"] + GROUPS["inner_lip"],
-}
+#: Face regions of the 68 points (iBUG order), as every report names them.
+REGIONS = REPORT_REGIONS
 
 
 def region_nme(pred: np.ndarray, gt: np.ndarray, size: float = 384) -> dict[str, float]:

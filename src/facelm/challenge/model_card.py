@@ -100,7 +100,7 @@ def build_card(model_path: str | os.PathLike, val_folder: str | os.PathLike, run
     model_path = Path(model_path)
     predictor = load_predictor(model_path)
     scores, _, _ = evaluate(predictor, val_folder, hflip_tta=hflip_tta, face_model=face_model)
-    tta = bool(getattr(predictor, "hflip_tta", False) if hflip_tta is None else hflip_tta)
+    tta = bool(predictor.hflip_tta if hflip_tta is None else hflip_tta)
     with tempfile.TemporaryDirectory() as tmp:
         if model_path.suffix == ".onnx":
             onnx_path = model_path

@@ -49,11 +49,11 @@ def tuning_section(config: Config, out_dir: Path) -> list[str]:
     lines = ["## Tuning", ""]
     if not config.tune.enabled:
         return lines + ["Tuning was not run (tune.enabled is false).", ""]
-    from facelm.training.tune import open_study, shown, storage_url, study_exists
+    from facelm.training.tune import open_study, shown, storage_url, study_exists, study_name
 
     url = storage_url(config)
     if not study_exists(config, url):
-        return lines + [f"Tuning was not run (no study `{config.run_name}` in `{shown(url)}`).", ""]
+        return lines + [f"Tuning was not run (no study `{study_name(config)}` in `{shown(url)}`).", ""]
     import matplotlib.pyplot as plt
     import optuna
     from matplotlib.ticker import MaxNLocator

@@ -25,21 +25,13 @@ from facelm.data.dataset import LandmarkDataset
 from facelm.data.folds import make_folds, read_folds
 from facelm.data.pose import YAW_BINS, pose_from_landmarks, yaw_bin
 from facelm.errors import FacelmError
-from facelm.landmarks68 import CHALLENGE_SIZE, GROUPS, NUM_POINTS
+from facelm.landmarks68 import CHALLENGE_SIZE, GROUPS, NUM_POINTS, REGIONS
 
 #: The key of a sample's per-point loss weights (see :mod:`facelm.models.base`).
 POINT_WEIGHTS = "point_weights"
-#: ``train_set_options.*.point_weights`` regions. Left and right go together: a mirrored sample
-#: swaps its left and right points, so a weight vector must be mirror-symmetric to survive a flip.
-WEIGHT_REGIONS: dict[str, list[int]] = {
-    "jaw": GROUPS["jaw"],
-    "brows": GROUPS["right_brow"] + GROUPS["left_brow"],
-    "nose_bridge": GROUPS["nose_bridge"],
-    "nostrils": GROUPS["nostrils"],
-    "eyes": GROUPS["right_eye"] + GROUPS["left_eye"],
-    "outer_lip": GROUPS["outer_lip"],
-    "inner_lip": GROUPS["inner_lip"],
-}
+#: ``train_set_options.*.point_weights`` regions: left and right together, as a weight vector must
+#: be mirror-symmetric to survive a flip.
+WEIGHT_REGIONS = REGIONS
 #: The most copies ``train.pose_balance`` gives one face per epoch.
 MAX_POSE_COPIES = 8
 

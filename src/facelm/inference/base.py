@@ -31,11 +31,16 @@ def _shapes(images: Images) -> np.ndarray:
 
 
 class BasePredictor:
-    """Shared batching, frame mapping and flip TTA; subclasses run ``_forward`` on model inputs."""
+    """Shared batching, frame mapping and flip TTA; subclasses run ``_forward`` on model inputs.
+
+    ``hflip_tta`` is the predictor's own flip-TTA default (what :meth:`predict` does when not told):
+    an ONNX export's card or an ensemble spec sets it, so whoever reports a measurement (the model
+    card, ``facelm ship``) reads what was actually run from here."""
 
     input_size: int
     gamma: float
     gamma_mode: str
+    hflip_tta: bool = False
 
     def _forward(self, batch: np.ndarray) -> np.ndarray:  # float32 (B,3,S,S) -> normalised (B,68,2)
         raise NotImplementedError
@@ -50,8 +55,9 @@ class BasePredictor:
             points = (points + flip_horizontal(flipped, 1.0)) / 2
         return points.astype(np.float32)
 
-    def predict(self, images: Images, batch_size: int = 64, hflip_tta: bool = False) -> np.ndarray:
+    def predict(self, images: Images, batch_size: int = 64, hflip_tta: bool | None = None) -> np.ndarray:
         """uint8 RGB face crops (N, S, S, 3) (or a list, sizes may differ) -> (N, 68, 2) in each crop's frame.
+        ``hflip_tta`` None: the predictor's own :attr:`hflip_tta`.
 
         A crop is square and framed like the training crops (:mod:`facelm.inference.framing`); a
         photo that is not square is refused rather than squashed (use :class:`facelm.Landmarker`).
@@ -64,7 +70,7 @@ class BasePredictor:
             raise FacelmError(f"image {oblong[0]} is {w}x{h}: a predictor takes square face crops framed like the "
                               "training crops; for photos use facelm.Landmarker (it detects the faces)")
         inputs = preprocess_images(images, self.input_size, self.gamma, self.gamma_mode)
-        points = self.predict_normalised(inputs, batch_size, hflip_tta)
+        points = self.predict_normalised(inputs, batch_size, self.hflip_tta if hflip_tta is None else hflip_tta)
         hw = _shapes(images)
         return points * hw[:, None, ::-1]
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from facelm.errors import FacelmError
 from facelm.json_input import MAX_JSON_DEPTH, nesting_depth_over, read_json
-from facelm.inference.base import BasePredictor, Images
+from facelm.inference.base import BasePredictor
 
 #: the card format ``facelm export`` writes into the metadata (``facelm-onnx-1``: sidecar JSON)
 CARD_FORMAT = "facelm-onnx-2"
@@ -98,8 +98,8 @@ class OnnxPredictor(BasePredictor):
     """``OnnxPredictor("face.onnx", threads=1).predict(images) -> (N, 68, 2)`` in the image frame.
 
     ``threads``: onnxruntime intra-op threads (None = onnxruntime's default, all cores);
-    ``device``: ``cpu`` or ``cuda`` (needs onnxruntime-gpu). ``hflip_tta`` in :meth:`predict`
-    defaults to the card's value (an exported ensemble keeps its spec's flag).
+    ``device``: ``cpu`` or ``cuda`` (needs onnxruntime-gpu). Its :attr:`hflip_tta` is the card's
+    value (an exported ensemble keeps its spec's flag).
     """
 
     def __init__(self, path: str | os.PathLike, threads: int | None = None, device: str = "cpu"):
@@ -111,13 +111,10 @@ class OnnxPredictor(BasePredictor):
         self.gamma_mode = str(card.get("gamma_mode", "fixed"))
         self.card = card
         self.meta = card
+        self.hflip_tta = bool(card.get("hflip_tta", False))
         self.input_name = self.session.get_inputs()[0].name
         self.path = path
         self.model_id = model_id(path, card)
 
     def _forward(self, batch: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input_name: np.ascontiguousarray(batch, dtype=np.float32)})[0]
-
-    def predict(self, images: Images, batch_size: int = 64, hflip_tta: bool | None = None) -> np.ndarray:
-        tta = bool(self.card.get("hflip_tta", False)) if hflip_tta is None else hflip_tta
-        return super().predict(images, batch_size, tta)

@@ -80,7 +80,7 @@ def create_model(name: str, **kwargs) -> nn.Module:
     variant = resolve_name(name)
     try:
         model = _MODEL_ENTRYPOINTS[variant](**kwargs)
-    except TypeError as err:
+    except (TypeError, ValueError) as err:  # an unknown keyword, or a value the builder refuses
         raise FacelmError(f"model {variant!r}: bad arguments {kwargs} ({err})") from None
     init_only = getattr(model, "INIT_ONLY", ())
     model.spec = {"name": variant, "kwargs": {k: v for k, v in kwargs.items() if k not in init_only}}

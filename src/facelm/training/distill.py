@@ -24,13 +24,14 @@ import torch
 import torch.nn.functional as F
 
 from facelm import layout
-from facelm.config import Config, load_config
+from facelm.config import Config
 from facelm.data.limits import positive_int
 from facelm.errors import FacelmError
 from facelm.landmarks68 import FLIP_PERM
 from facelm.models.checkpoint import load_model, read_ensemble_spec
 from facelm.models.teachers import is_teacher_spec
 from facelm.training.trainer import train_model
+from facelm.verbs import add_config_arguments, verb_config
 
 
 class Teacher:
@@ -115,8 +116,7 @@ def default_teacher(config: Config) -> str:
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--config", required=True)
-    parser.add_argument("overrides", nargs="*", help="KEY=VALUE config overrides (dotted keys)")
+    add_config_arguments(parser, "distill")
     parser.add_argument("--teacher", help="model.pt, ensemble .json or teacher spec KIND:PATH (default: distill.teacher or the run's teacher ensemble)")
     parser.add_argument("--fold", type=int, help="hold out this fold (default: the student trains on all rows)")
     parser.add_argument("--out", help="run folder (default <results_dir>/distill/<student id>)")
@@ -126,7 +126,7 @@ def add_arguments(parser) -> None:
 def main(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
-    config = load_config(args.config, args.overrides)
+    config = verb_config("distill", args)
     teacher = args.teacher or default_teacher(config)
     out = Path(args.out) if args.out else layout.distill_dir(config, args.fold)
     started = time.perf_counter()

@@ -5,7 +5,8 @@ Shared by the trainer (``facelm train --params``) and the tuner, so neither impo
 Search-space names: ``lr, weight_decay, batch_size, epochs, loss, size, warmup_epochs,
 ema_decay, grad_clip`` -> ``train.*``; ``gamma, gamma_mode`` -> ``preprocess.*``; any
 augmentation key -> ``augment.*``; ``backbone`` -> the tuned model's name; ``width``,
-``head`` -> its kwargs; dotted names (``augment.hflip_p``) are used as they are.
+``head`` -> its kwargs (and those of the ``models`` entries of that model: merged, never
+replaced); dotted names (``augment.hflip_p``) are used as they are.
 """
 
 from __future__ import annotations
@@ -38,16 +39,29 @@ def config_path_of(name: str) -> tuple[str, ...]:
     raise FacelmError(f"unknown tuning parameter {name!r} (see facelm.training.tune for the names)")
 
 
+def _set(node: dict, path: tuple[str, ...], value) -> None:
+    *parents, leaf = path
+    for key in parents:
+        node = node.setdefault(key, {})
+    node[leaf] = value
+
+
 def apply_params(config: Config, params: dict) -> Config:
-    """A copy of ``config`` with tuned parameters set (validated again)."""
-    config = config.to_dict()
+    """A copy of ``config`` with tuned parameters set where they belong (validated again).
+
+    A model parameter (``backbone``, ``width``, ``head``) is set on ``tune.model`` and on every
+    ``models`` entry of the model the study tuned (same name), key by key: the entry keeps its
+    other kwargs (``head``, ``max_stride``, ``pretrained``) and its own ``train`` overrides."""
+    data = config.to_dict()
+    tuned = config.tune.model.name
     for name, value in params.items():
-        *parents, leaf = config_path_of(name)
-        node = config
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[leaf] = value
-    return parse_config(config, "tuned parameters")
+        path = config_path_of(name)
+        _set(data, path, value)
+        if path[:2] == ("tune", "model"):
+            for entry in data["models"]:
+                if entry["name"] == tuned:
+                    _set(entry, path[2:], value)
+    return parse_config(data, "tuned parameters")
 
 
 def read_best_params(path: str | os.PathLike) -> dict:

@@ -36,7 +36,7 @@ from tqdm import tqdm
 
 from facelm import layout
 from facelm.atomic import atomic_open, write_json
-from facelm.config import Config, ModelSpec, Train, load_config, parse_config
+from facelm.config import Config, ModelSpec, Train, parse_config
 from facelm.data.dataset import LandmarkDataset, derive_seed
 from facelm.data.limits import positive_int
 from facelm.data.training_set import POINT_WEIGHTS, TrainingSet
@@ -48,6 +48,7 @@ from facelm.models.losses import PointLoss, create_loss
 from facelm.models.timm_models import HEADS
 from facelm.training.loaders import TrainLoader, build_train_loader
 from facelm.training.train_state import TrainState
+from facelm.verbs import add_config_arguments, read_values, verb_config
 
 EpochCallback = Callable[[int, float], None]
 
@@ -101,18 +102,18 @@ def predict_normalised(model: torch.nn.Module, dataset, batch_size: int, workers
     return np.concatenate(out) if out else np.zeros((0, 68, 2), np.float32)
 
 
-def validate(model: torch.nn.Module, val: LandmarkDataset, device) -> float:
-    """NME x100 (/384 of the source crop) of ``model`` on the validation set."""
+def validate(model: torch.nn.Module, val: LandmarkDataset, device) -> tuple[float, np.ndarray]:
+    """NME x100 (/384 of the source crop) of ``model`` on the validation set, and its predictions there
+    (source-crop pixels)."""
     pred = predict_normalised(model, val, 64, 0, device) * val.source_size
-    return 100 * float(nme(pred, val.landmarks_norm() * val.source_size).mean())
+    return 100 * float(nme(pred, val.landmarks_norm() * val.source_size).mean()), pred
 
 
 def fingerprint(config: Config, entry: ModelSpec, fold: int | None, teacher_key: str | None = None) -> str:
-    """What a checkpoint must match to be resumed (everything that changes the training)."""
-    data = config.to_dict()
-    relevant = {k: data[k] for k in ("train_sets", "train_set_options", "splits", "seed", "preprocess", "augment",
-                                     "folds", "data_dir")}
-    relevant.update(entry=entry.to_dict(), fold=fold, train=config.train_for(entry).to_dict())
+    """What a checkpoint must match to be resumed: what the train verb reads (:data:`facelm.verbs.COMMANDS`,
+    the table the workflow's rerun triggers come from too), the fold, and the teacher."""
+    relevant = read_values("train", config.to_dict(), entry.to_dict())
+    relevant.update(fold=fold, train=config.train_for(entry).to_dict())
     if teacher_key is not None:
         relevant.update(teacher=teacher_key, distill_weight=config.distill.weight)
     return hashlib.sha256(json.dumps(relevant, sort_keys=True, default=str).encode()).hexdigest()[:16]
@@ -223,7 +224,7 @@ def train_model(config: Config, model_entry: ModelSpec, fold: int | None, out_di
         seconds = time.perf_counter() - started
         trained_images, trained_seconds = trained_images + len(loader) * loader.batch_size, trained_seconds + seconds
         validated = ((epoch + 1) % cfg.val_every == 0 or epoch + 1 == cfg.epochs) and process.rank == 0
-        val_nme = validate(state.ema.module, training.val, process.device) if validated else float("nan")
+        val_nme = validate(state.ema.module, training.val, process.device)[0] if validated else float("nan")
         clock.lap("validation")
         state.history.append({"epoch": epoch + 1, "lr": state.optimizer.param_groups[0]["lr"],
                               "train_loss": train_loss, "val_nme_384": val_nme, "seconds": seconds})
@@ -267,11 +268,10 @@ class PhaseClock:
 def _write_outputs(config, entry, fold, out_dir, model, training: TrainingSet, history, cfg, size_mb, params, img_s,
                    clock, extra: dict) -> dict:
     model = copy.deepcopy(model).cpu().eval()
-    val_pred = predict_normalised(model, training.val, 64, 0, "cpu") * training.val.source_size
-    val_gt = training.val.landmarks_norm() * training.val.source_size
+    val_nme, val_pred = validate(model, training.val, "cpu")
     metrics = {
         "model": entry.id, "fold": fold, "epochs": cfg.epochs, "size": cfg.size,
-        "val_nme_384": 100 * float(nme(val_pred, val_gt).mean()),
+        "val_nme_384": val_nme,
         "size_mb": size_mb, "params": params,
         "train_img_s": img_s if img_s is not None else _previous_speed(out_dir),
         **extra,
@@ -328,14 +328,13 @@ def short_form_config(args) -> tuple[Config, ModelSpec]:
                                "batch_size": args.batch_size, "workers": args.workers}.items() if v is not None}
     config = parse_config({
         "data_dir": ".", "train_sets": data, "splits": {"train": data[0], "val": val, "test": val},
-        "results_dir": args.results_dir, "models": [{"name": args.backbone, "kwargs": kwargs}], "train": train,
+        "results_dir": args.results_dir or "results", "models": [{"name": args.backbone, "kwargs": kwargs}], "train": train,
     }, "command line")
     return config, config.models[0]
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--config", help="config.yaml (with --model/--fold) ...")
-    parser.add_argument("overrides", nargs="*", help="KEY=VALUE config overrides (dotted keys)")
+    add_config_arguments(parser, "train", required=False)
     parser.add_argument("--model", help="model entry of the config (name or model id; default: the first)")
     parser.add_argument("--fold", type=int, help="fold to hold out (default: train on all rows)")
     parser.add_argument("--params", help="best_params.json from `facelm tune` to apply first")
@@ -343,15 +342,21 @@ def add_arguments(parser) -> None:
     parser.add_argument("--val", help="validation folder (short form)")
     parser.add_argument("--backbone", help="registered model name (short form)")
     parser.add_argument("--head", choices=list(HEADS), help="head of a timm backbone")
-    parser.add_argument("--epochs", type=int)
-    parser.add_argument("--size", type=int)
-    parser.add_argument("--loss")
-    parser.add_argument("--lr", type=float)
-    parser.add_argument("--batch-size", type=int)
-    parser.add_argument("--workers", type=int)
-    parser.add_argument("--results-dir", default="results", help="where caches go (short form)")
+    for flag, kind in (("--epochs", int), ("--size", int), ("--loss", str), ("--lr", float), ("--batch-size", int),
+                       ("--workers", int)):
+        parser.add_argument(flag, type=kind, help=f"sets train.{flag[2:].replace('-', '_')} (wins over --config)")
+    parser.add_argument("--results-dir", help="where caches and runs go (default: the config's results_dir, "
+                                              "or results)")
     parser.add_argument("--threads", type=positive_int, help="torch intra-op threads (default: torch's)")
     parser.add_argument("--out", help="run folder (default <results_dir>/runs/<model_id>/fold<k>)")
+
+
+def _refuse_short_form(args) -> None:
+    """The short form's folder and model flags describe a whole config: beside --config they would be lost."""
+    for dest in ("data", "val", "backbone", "head"):
+        if getattr(args, dest):
+            raise FacelmError(f"--{dest} is for the short form (no --config); with --config set the config's keys "
+                              "(e.g. train_sets=[...], models=[...])")
 
 
 def _pick_entry(config: Config, name: str | None) -> ModelSpec:
@@ -368,15 +373,18 @@ def main(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.config:
-        config = load_config(args.config, args.overrides)
-        if args.params:
+        _refuse_short_form(args)
+        config = verb_config("train", args)
+        entry = _pick_entry(config, args.model)
+        if args.params:  # the tuned values, merged into the entry they belong to
             from facelm.training.params import apply_params, read_best_params
 
+            index = config.models.index(entry)
             config = apply_params(config, read_best_params(args.params))
-        entry = _pick_entry(config, args.model)
-        if args.params and config.tune.model.name == entry.name:
-            entry = dataclasses.replace(entry, name=config.tune.model.name, kwargs=config.tune.model.kwargs)
+            entry = config.models[index]
     elif args.data and args.val and args.backbone:
+        if args.overrides:
+            raise FacelmError(f"KEY=VALUE overrides ({args.overrides[0]}) need --config; the short form takes flags")
         config, entry = short_form_config(args)
     else:
         raise FacelmError("give --config FILE, or --data DIR --val DIR --backbone NAME")

@@ -10,6 +10,10 @@ goes on; a study whose every finished trial failed is an error (exit 2), not an 
 :func:`apply_params` (``facelm train --params``). Search-space names are mapped to config keys
 by :mod:`facelm.training.params`.
 
+The study is named by the run plus a hash of its search space and tuned model
+(:func:`study_name`): after a change of either, the run starts a new study, and ``facelm tune``
+lists the older ones instead of reusing their trials.
+
 The study lives in an Optuna storage (:func:`storage_url`): SQLite under the results folder by
 default (processes on one machine), a PostgreSQL server (``postgresql://user@host/db``; workers on
 many machines), or a journal file (``journal:PATH`` on a shared filesystem). Credentials never go
@@ -19,7 +23,11 @@ in config.yaml: ``FACELM_OPTUNA_STORAGE`` (the whole URL) or libpq's ``~/.pgpass
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import os
+import re
+import sys
 import time
 from pathlib import Path
 
@@ -29,10 +37,11 @@ import sqlalchemy.exc
 
 from facelm import layout
 from facelm.atomic import write_json
-from facelm.config import Config, load_config
+from facelm.config import Config
 from facelm.data.limits import positive_int
 from facelm.errors import FacelmError
 from facelm.training.params import apply_params, config_path_of
+from facelm.verbs import add_config_arguments, verb_config
 
 #: the whole storage URL, credentials included; replaces tune.storage when set
 STORAGE_ENV = "FACELM_OPTUNA_STORAGE"
@@ -108,20 +117,40 @@ def _lost_schema_race(err: sqlalchemy.exc.DBAPIError) -> bool:
     return getattr(err.orig, "pgcode", None) in {"42P07", "42710"}
 
 
-def study_exists(config: Config, url: str) -> bool:
-    """Whether the run's study is in the storage (without creating a SQLite or journal file)."""
+def study_name(config: Config) -> str:
+    """``<run_name>-<hash>``: the run plus 8 hex digits of its search space and tuned model. A changed
+    search space is a new study, so trials drawn from the old space neither count towards
+    ``tune.n_trials`` nor come back as the best."""
+    tune = config.tune.to_dict()
+    space = json.dumps({"search_space": tune["search_space"], "model": tune["model"]}, sort_keys=True)
+    return f"{config.run_name}-{hashlib.sha256(space.encode()).hexdigest()[:8]}"
+
+
+def _study_names(config: Config, url: str) -> list[str]:
+    """The studies in the storage (none, without creating a SQLite or journal file that is not there)."""
     local = url.removeprefix("journal:") if url.startswith("journal:") else (
         _url(url, "optuna storage").database if url.startswith("sqlite") else None)
     if local is not None and not Path(local).exists():
-        return False
-    return config.run_name in optuna.study.get_all_study_names(open_storage(url))
+        return []
+    return optuna.study.get_all_study_names(open_storage(url))
+
+
+def study_exists(config: Config, url: str) -> bool:
+    """Whether the run's study (for its current search space) is in the storage."""
+    return study_name(config) in _study_names(config, url)
+
+
+def older_studies(config: Config, url: str) -> list[str]:
+    """The run's studies for other search spaces (and one named by the run alone, as they once were)."""
+    pattern = re.compile(rf"{re.escape(config.run_name)}(-[0-9a-f]{{8}})?")
+    return [name for name in _study_names(config, url) if pattern.fullmatch(name) and name != study_name(config)]
 
 
 def open_study(config: Config, url: str | None = None, seed: int = 0) -> optuna.Study:
     url = url or storage_url(config)
     try:
         return optuna.create_study(
-            study_name=config.run_name, storage=open_storage(url), direction="minimize",
+            study_name=study_name(config), storage=open_storage(url), direction="minimize",
             load_if_exists=True, sampler=optuna.samplers.TPESampler(seed=seed),
             pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1),
         )
@@ -147,7 +176,8 @@ def objective_for(config: Config) -> callable:
             if trial.should_prune():
                 raise optuna.TrialPruned()
 
-        entry = dataclasses.replace(trial_config.tune.model, train={"epochs": tune.epochs})
+        model = trial_config.tune.model
+        entry = dataclasses.replace(model, train={**model.train, "epochs": tune.epochs})  # its own train settings kept
         metrics = train_model(trial_config, entry, tune.fold, out, on_epoch=report)
         trial.set_user_attr("oof_nme_384", metrics.get("oof_nme_384"))
         return metrics["val_nme_384"]
@@ -190,19 +220,20 @@ def best_params(config: Config, url: str | None = None) -> dict:
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--config", required=True)
+    add_config_arguments(parser, "tune")
     parser.add_argument("--worker", type=int, default=0, help="worker number (seeds its sampler)")
-    parser.add_argument("--trials", type=positive_int, help="override tune.n_trials")
+    parser.add_argument("--trials", type=positive_int, help="sets tune.n_trials (wins over --config)")
     parser.add_argument("--storage", help=f"Optuna storage URL (default: ${STORAGE_ENV}, tune.storage, or "
                                           "sqlite:///<results_dir>/optuna/study.db)")
     parser.add_argument("--best", help="write the best parameters to this JSON instead of running trials")
 
 
 def main(args) -> int:
-    config = load_config(args.config)
-    if args.trials is not None:
-        config = config.updated(tune={"n_trials": args.trials})
+    config = verb_config("tune", args)
     url = args.storage or storage_url(config)
+    for old in older_studies(config, url):
+        print(f"facelm tune: study {old} in {shown(url)} was drawn from another search space; not reused "
+              f"(this one is {study_name(config)})", file=sys.stderr)
     if args.best:
         best = best_params(config, url)
         write_json(args.best, best)

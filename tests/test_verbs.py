@@ -1,0 +1,106 @@
+"""One way to set things: a verb's short flags are aliases of config keys (config < flags < overrides),
+and a flag or override the verb does not read is refused in one line."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+import facelm.training.trainer as trainer
+import facelm.training.tune as tune
+from facelm.cli import main
+from facelm.verbs import COMMANDS, is_read, read_values
+
+
+@pytest.fixture
+def config_file(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump({"data_dir": str(tmp_path), "train_sets": ["synthetics_train"],
+                                    "results_dir": str(tmp_path / "results"),
+                                    "models": [{"name": "pfld_025"}], "train": {"epochs": 3, "lr": 0.001}}))
+    return path
+
+
+@pytest.fixture
+def trained(monkeypatch):
+    """The config and entry `facelm train` would train with (nothing is trained)."""
+    seen = {}
+
+    def fake_train(config, entry, fold, out, **kwargs):
+        seen.update(config=config, entry=entry, out=out)
+        return {}
+
+    monkeypatch.setattr(trainer, "train_model", fake_train)
+    return seen
+
+
+def test_short_flags_beside_config_reach_the_training(config_file, trained):
+    assert main(["train", "--config", str(config_file), "--epochs", "50", "--lr", "0.01", "--size", "96",
+                 "--loss", "l1", "--batch-size", "4", "--workers", "0"]) == 0
+    train = trained["config"].train
+    assert (train.epochs, train.lr, train.size, train.loss, train.batch_size, train.workers) == (50, 0.01, 96, "l1", 4, 0)
+
+
+def test_an_override_wins_over_a_flag_which_wins_over_the_config(config_file, trained):
+    assert main(["train", "--config", str(config_file), "--epochs", "50", "train.epochs=7"]) == 0
+    assert trained["config"].train.epochs == 7
+    assert main(["train", "--config", str(config_file), "train.lr=0.5"]) == 0
+    assert trained["config"].train.epochs == 3 and trained["config"].train.lr == 0.5
+
+
+def test_results_dir_flag_sets_the_configs(config_file, trained, tmp_path):
+    assert main(["train", "--config", str(config_file), "--results-dir", str(tmp_path / "elsewhere")]) == 0
+    assert trained["config"].results_dir == str(tmp_path / "elsewhere")
+    assert str(trained["out"]).startswith(str(tmp_path / "elsewhere"))
+
+
+@pytest.mark.parametrize("argv, mention", [
+    (["train", "ensemble.max_steps=3"], "facelm train does not read ensemble.max_steps"),
+    (["distill", "tune.n_trials=3"], "facelm distill does not read tune.n_trials"),
+    (["tune", "ablation.epochs=2"], "facelm tune does not read ablation.epochs"),
+    (["train", "--data", "x"], "--data is for the short form"),
+])
+def test_a_key_the_verb_does_not_read_is_refused_in_one_line(config_file, trained, capsys, argv, mention):
+    verb, *rest = argv
+    assert main([verb, "--config", str(config_file), *rest]) == 2
+    err = capsys.readouterr().err
+    assert mention in err and err.count("\n") == 1 and "config" not in trained
+
+
+def test_tune_trials_is_an_alias_of_tune_n_trials(config_file, monkeypatch):
+    seen = []
+    monkeypatch.setattr(tune, "run_worker", lambda config, worker, url: seen.append(config) or {"study": "s", "trials": {}})
+    monkeypatch.setattr(tune, "write_json", lambda *a: None)
+    assert main(["tune", "--config", str(config_file), "--trials", "5"]) == 0
+    assert main(["tune", "--config", str(config_file), "--trials", "5", "tune.n_trials=6"]) == 0
+    assert [c.tune.n_trials for c in seen] == [5, 6]
+
+
+def test_every_flag_alias_names_a_key_its_verb_reads():
+    for command, verb in COMMANDS.items():
+        for key in verb.flags.values():
+            assert is_read(command, key), (command, key)
+
+
+def test_read_values_stand_the_entry_for_models():
+    config = {"train": {"epochs": 1}, "models": [{"name": "a"}, {"name": "b"}], "seed": 0}
+    values = read_values("train", config, {"name": "b"})
+    assert values["models"] == {"name": "b"} and values["train"] == {"epochs": 1} and values["seed"] == 0
+    assert "ensemble" not in values and "train_set_options" in values
+
+
+def test_tuned_model_params_merge_into_the_entry(tmp_path, trained):
+    """`--params`: a tuned head replaces the entry's head alone; its max_stride, pretrained and own train
+    overrides stay (they were dropped when tune.model's kwargs replaced the entry's)."""
+    import json
+
+    entry = {"name": "mobilenetv3_small_050", "kwargs": {"head": "heatmap", "max_stride": 16, "pretrained": "w.pth"},
+             "train": {"epochs": 9}}
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"data_dir": str(tmp_path), "train_sets": ["synthetics_train"], "models": [entry],
+                                      "tune": {"model": {"name": "mobilenetv3_small_050", "kwargs": {"head": "heatmap"}}}}))
+    (tmp_path / "best.json").write_text(json.dumps({"params": {"head": "regression", "lr": 0.01}}))
+    assert main(["train", "--config", str(config), "--params", str(tmp_path / "best.json"), "--out", str(tmp_path / "r")]) == 0
+    got = trained["entry"]
+    assert dict(got.kwargs) == {"head": "regression", "max_stride": 16, "pretrained": "w.pth"}
+    assert dict(got.train) == {"epochs": 9} and trained["config"].train.lr == 0.01
