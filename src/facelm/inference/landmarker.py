@@ -24,6 +24,7 @@ import numpy as np
 
 from facelm.errors import FacelmError
 from facelm.data.pose import pose_from_landmarks
+from facelm.inference.detection import DEFAULT_MIN_SCORE, ScoreFloor, check_min_score
 from facelm.inference.faces import frames_of, predict_frames
 from facelm.inference.framing import box_frames, landmark_frames
 from facelm.landmarks68 import CHALLENGE_SIZE, CROP_BOX_FRACTION, CROP_CENTRE
@@ -96,28 +97,32 @@ class Landmarker:
     training install). ``detector``: a name of :data:`facelm.inference.detect.DETECTORS` (default
     ``auto``: YuNet where installed) or a detector object. ``threads``: CPU threads of the model (default 1: fastest per
     process on a shared machine). ``device``: ``cpu`` or ``cuda``. ``hflip_tta``: average with the
-    mirrored prediction (default: the model's own setting).
+    mirrored prediction (default: the model's own setting). ``min_score``: detections scoring
+    below it (0..1) are dropped (default :data:`~facelm.inference.detection.DEFAULT_MIN_SCORE`:
+    drops hands and ears the detector takes for faces).
     """
 
     def __init__(self, model: str | os.PathLike | None = None, detector=None, threads: int | None = 1,
-                 device: str | None = None, hflip_tta: bool | None = None):
+                 device: str | None = None, hflip_tta: bool | None = None, min_score: float = DEFAULT_MIN_SCORE):
         from facelm.inference.detect import DEFAULT_DETECTOR, create_detector
         from facelm.inference.loading import load_predictor
         from facelm.inference.shipped import resolve_model
 
+        self.min_score = check_min_score(min_score)
         self.model_path = resolve_model(model)
         self.predictor = load_predictor(self.model_path, device, threads)
         self._detector_spec = DEFAULT_DETECTOR if detector is None else detector
-        self._detector = None if isinstance(self._detector_spec, str) else self._detector_spec
+        self._detector = None if isinstance(self._detector_spec, str) else ScoreFloor(self._detector_spec, self.min_score)
         self._create_detector = create_detector
         self.hflip_tta = hflip_tta
         self.model_id = getattr(self.predictor, "model_id", self.model_path.name)
 
     @property
     def detector(self):
-        """The face detector, created on first use (ready-made crops never need one)."""
+        """The face detector (its detections below ``min_score`` dropped), created on first use
+        (ready-made crops never need one)."""
         if self._detector is None:
-            self._detector = self._create_detector(self._detector_spec)
+            self._detector = ScoreFloor(self._create_detector(self._detector_spec), self.min_score)
         return self._detector
 
     def __call__(self, image: np.ndarray, color: str = "bgr", boxes: np.ndarray | None = None) -> list[Face]:

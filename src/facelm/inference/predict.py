@@ -236,6 +236,7 @@ def draw_faces(image: np.ndarray, faces: list[Face], whole_image: bool = False, 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from facelm.inference.detect import DEFAULT_DETECTOR, DETECTORS
+    from facelm.inference.detection import DEFAULT_MIN_SCORE
     from facelm.inference.onnx_predictor import PROVIDERS
 
     parser.add_argument("inputs", nargs="+", metavar="INPUT",
@@ -250,6 +251,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     given = parser.add_mutually_exclusive_group()
     given.add_argument("--box", metavar="X0,Y0,X1,Y1", help="your own face box (around brows, jaw and chin) for every image")
     given.add_argument("--boxes", metavar="FILE", help="face boxes per image file name: lines NAME,x0,y0,x1,y1")
+    parser.add_argument("--min-score", type=float, default=DEFAULT_MIN_SCORE,
+                        help=f"drop detections scoring below this, 0..1 (default: {DEFAULT_MIN_SCORE}: "
+                             "drops hands and ears the detector takes for faces)")
     parser.add_argument("--batch-size", type=positive_int, default=32, help="images per chunk and faces per forward pass (default: 32)")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--crops", dest="mode", action="store_const", const="crops",
@@ -279,7 +283,7 @@ def main(args: argparse.Namespace) -> int:
     is_video = [item.path.suffix.lower() in VIDEO_SUFFIXES for item in items]
     suffixes = [(".landmarks.csv", ".overlay.mp4") if video else (".json", ".png") for video in is_video]
     check_out_folder(out, items, [out / f"{name}{s}" for name, pair in zip(names, suffixes) for s in pair])
-    landmarker = Landmarker(args.model, args.detector, args.threads, args.device, args.hflip_tta)
+    landmarker = Landmarker(args.model, args.detector, args.threads, args.device, args.hflip_tta, args.min_score)
     images = [(item.path, name) for item, name, video in zip(items, names, is_video) if not video]
     summary = predict_paths(landmarker, [p for p, _ in images], out, [n for _, n in images],
                             ImageOptions(args.mode, args.batch_size, args.overlay, args.lines), boxes)
