@@ -1,6 +1,7 @@
 """Faces found and false faces against the detector's score threshold (``Landmarker(min_score=...)``).
 
-    python benchmarks/min_score.py                       # YuNet, thresholds 0.3 .. 0.9
+    python benchmarks/min_score.py                   # the default detector as Landmarker runs it, 0.3 .. 0.9
+    python benchmarks/min_score.py --upright-only    # without the search over quarter turns
 
 Two sets, both from ../shared/data (or $FACELM_SHARED_DATA):
 
@@ -28,7 +29,8 @@ import numpy as np
 
 from facelm.data.annot import load_annot
 from facelm.data.prepare import read_points
-from facelm.inference.detect import DETECTORS, create_detector
+import facelm
+from facelm.inference.detect import DETECTORS
 from facelm.landmarks68 import bbox
 
 DATA = Path(os.environ.get("FACELM_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
@@ -103,11 +105,10 @@ def pasted_scores(detector, folder: Path, backgrounds: list[np.ndarray], seed: i
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--detector", default="yunet", choices=sorted(set(DETECTORS) - {"auto"}))
+    parser.add_argument("--detector", default="yunet", choices=sorted(DETECTORS))
+    parser.add_argument("--upright-only", action="store_true", help="Landmarker(any_rotation=False): one detection per image")
     args = parser.parse_args()
-    detector = create_detector(args.detector)
-    if hasattr(detector, "min_score"):
-        detector.min_score = min(THRESHOLDS)
+    detector = facelm.Landmarker(detector=args.detector, min_score=min(THRESHOLDS), any_rotation=not args.upright_only).detector
     labelled, unlabelled, false, total = classify_300w(detector, DATA / "300w_raw_sample")
     backgrounds = []
     for _, image, _ in photos(DATA / "300w_raw_sample"):

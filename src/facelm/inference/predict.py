@@ -41,7 +41,7 @@ from facelm.atomic import atomic_open, write_json
 from facelm.data.folder import IMAGE_SUFFIXES, imread_rgb
 from facelm.data.limits import positive_int
 from facelm.errors import FacelmError
-from facelm.inference.landmarker import COORDINATES, Face, Landmarker, crop_frames
+from facelm.inference.landmarker import COORDINATES, Face, Landmarker, checked_boxes, crop_frames
 from facelm.landmarks68 import CLOSED_GROUPS, GROUPS
 
 MODES = ("auto", "crops", "detect")
@@ -54,15 +54,16 @@ PROGRESS_EVERY = 50
 
 
 def parse_box(text: str, source: str | os.PathLike = "--box") -> np.ndarray:
-    """``x0,y0,x1,y1`` (commas or spaces) -> float32 (4,), or a FacelmError naming ``source``."""
+    """``x0,y0,x1,y1`` (commas or spaces) -> float32 (4,), or a FacelmError naming ``source``
+    (the same check as :func:`facelm.inference.landmarker.checked_boxes`)."""
     parts = [p for p in re.split(r"[,\s]+", text.strip()) if p]
     try:
-        box = np.array([float(p) for p in parts], np.float32)
+        numbers = [float(p) for p in parts]
     except ValueError:
-        box = np.zeros(0, np.float32)
-    if box.shape != (4,) or not np.isfinite(box).all() or box[2] <= box[0] or box[3] <= box[1]:
-        raise FacelmError(f"expected a face box x0,y0,x1,y1 with x1 > x0 and y1 > y0, got {text.strip()!r}", source)
-    return box
+        raise FacelmError(f"expected a face box x0,y0,x1,y1 of numbers, got {text.strip()!r}", source) from None
+    if len(numbers) != 4:
+        raise FacelmError(f"expected a face box x0,y0,x1,y1 (4 numbers), got {text.strip()!r}", source)
+    return checked_boxes(numbers, os.fspath(source))[0]
 
 
 def read_boxes_file(path: str | os.PathLike) -> dict[str, np.ndarray]:
@@ -249,7 +250,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--detector", default=DEFAULT_DETECTOR, choices=sorted(DETECTORS),
                         help=f"face detector for photos and videos (default: {DEFAULT_DETECTOR})")
     given = parser.add_mutually_exclusive_group()
-    given.add_argument("--box", metavar="X0,Y0,X1,Y1", help="your own face box (around brows, jaw and chin) for every image")
+    given.add_argument("--box", metavar="X0,Y0,X1,Y1", help="your own face box for every image, as the detector gives it (a face's \"box\" in the JSON)")
     given.add_argument("--boxes", metavar="FILE", help="face boxes per image file name: lines NAME,x0,y0,x1,y1")
     parser.add_argument("--min-score", type=float, default=DEFAULT_MIN_SCORE,
                         help=f"drop detections scoring below this, 0..1 (default: {DEFAULT_MIN_SCORE}: "
