@@ -117,3 +117,17 @@ def test_a_turned_photo_keeps_its_points_on_the_face(lm, photo, turns):
         want = min(upright, key=lambda f: np.linalg.norm(f.landmarks.mean(0) - points.mean(0))).landmarks
         iod = np.linalg.norm(want[36] - want[45])
         assert np.linalg.norm(points - want, axis=1).mean() < 0.1 * iod
+
+
+def test_a_folder_run_takes_every_opencv_format_and_names_what_it_skipped(photo, tmp_path, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    small = cv2.resize(photo, (512, round(photo.shape[0] * 512 / photo.shape[1])))
+    for suffix in (".jpg", ".png", ".webp", ".bmp", ".tif"):
+        cv2.imwrite(str(folder / f"photo{suffix}"), small)
+    (folder / "notes.txt").write_text("not an image")
+    assert main(["predict", str(folder), "--out", str(tmp_path / "out"), "--no-overlay"]) == 0
+    written = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert written == [f"photo{s}.json" for s in (".bmp", ".jpg", ".png", ".tif", ".webp")]
+    assert all(len(json.loads((tmp_path / "out" / name).read_text())["faces"]) == 3 for name in written)
+    assert "skipped 1 files in the folders that are not images or videos (notes.txt, ...)" in capsys.readouterr().out

@@ -38,14 +38,14 @@ import cv2
 import numpy as np
 
 from facelm.atomic import atomic_open, write_json
-from facelm.data.folder import IMAGE_SUFFIXES, imread_rgb
+from facelm.data.folder import imread_rgb
 from facelm.data.limits import positive_int
 from facelm.errors import FacelmError
+from facelm.inference.inputs import PHOTO_SUFFIXES, VIDEO_SUFFIXES
 from facelm.inference.landmarker import COORDINATES, Face, Landmarker, checked_boxes, crop_frames
 from facelm.landmarks68 import CLOSED_GROUPS, GROUPS
 
 MODES = ("auto", "crops", "detect")
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")
 #: a square image is taken as a challenge-style crop when its one detected face's expected landmark
 #: box overlaps the crop's own (centred at CROP_CENTRE, CROP_BOX_FRACTION of the side) by this IoU
 CROP_AGREEMENT = 0.6
@@ -241,7 +241,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from facelm.inference.onnx_predictor import PROVIDERS
 
     parser.add_argument("inputs", nargs="+", metavar="INPUT",
-                        help=f"images ({', '.join(IMAGE_SUFFIXES)}), folders of images, or videos ({', '.join(VIDEO_SUFFIXES)})")
+                        help=f"images ({', '.join(PHOTO_SUFFIXES)}), folders of images, or videos ({', '.join(VIDEO_SUFFIXES)})")
     parser.add_argument("--model", help="a shipped model name (see `facelm models --pretrained`), an exported .onnx, "
                                         "model.pt or an ensemble .json (default: the shipped default model)")
     parser.add_argument("--out", default="predictions", help="output folder, not inside an input folder (default: predictions)")
@@ -277,7 +277,7 @@ def main(args: argparse.Namespace) -> int:
 
     boxes = parse_box(args.box) if args.box else read_boxes_file(args.boxes) if args.boxes else None
     options = video_options(args)
-    items, missing = expand_inputs(args.inputs)
+    items, missing, skipped = expand_inputs(args.inputs)
     if not items:
         raise FacelmError(f"nothing to predict: {'; '.join(missing)}")
     out, names = Path(args.out), output_names(items)
@@ -300,6 +300,7 @@ def main(args: argparse.Namespace) -> int:
     errors = missing + summary.errors
     for line in errors:
         print(f"facelm predict: {line}", file=sys.stderr)
+    others = f"; skipped {len(skipped)} files in the folders that are not images or videos ({skipped[0].name}, ...)" if skipped else ""
     print(f"predicted {summary.with_faces + summary.no_face} images ({summary.faces} faces in {summary.with_faces}, "
-          f"no face in {summary.no_face}) and {videos} videos with {landmarker.model_id}; {len(errors)} errors -> {os.fspath(out)}")
+          f"no face in {summary.no_face}) and {videos} videos with {landmarker.model_id}; {len(errors)} errors{others} -> {os.fspath(out)}")
     return 2 if errors else 0
