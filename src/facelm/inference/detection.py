@@ -44,8 +44,8 @@ class Detector(Protocol):
 
 
 #: detections scoring below this are dropped by :class:`facelm.Landmarker` and ``facelm predict``
-#: (``min_score`` / ``--min-score``): in 300w_raw_sample YuNet scores a hand 0.59 and every labelled face
-#: 0.89 or more; benchmarks/README.md "Detector score threshold" has the table behind the choice
+#: (``min_score`` / ``--min-score``): in 300w_raw_sample a hand scores 0.59, an ear 0.73, every labelled face
+#: 0.89 or more and every real face 0.76 or more; benchmarks/README.md "Detector score threshold" has the table
 DEFAULT_MIN_SCORE = 0.75
 
 
