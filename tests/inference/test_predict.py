@@ -12,8 +12,6 @@ import torch
 
 from facelm.models.checkpoint import save_checkpoint
 from facelm.cli import main
-from facelm.inference.detect import create_detector
-from facelm.inference.faces import predict_faces
 from facelm.inference.export import export_onnx
 from facelm.data.folder import imread_rgb
 from facelm.models import count_params, create_model, model_size_mb
@@ -69,10 +67,10 @@ def test_two_face_photo_finds_both_and_maps_back(aflw_test, models, tmp_path):
     assert len(faces) == 2
     centres = sorted(np.mean(f["landmarks"], axis=0)[0] for f in faces)
     assert centres[0] < 424 < 520 < centres[1]  # one face in each pasted crop
-    # the same result through the library: detect, crop, predict, map back
-    expected = predict_faces(OnnxPredictor(models / "m.onnx"), [canvas], detector=create_detector())[0]
-    np.testing.assert_allclose(np.array([f["landmarks"] for f in faces]), expected.landmarks, atol=0.006)
-    np.testing.assert_allclose(np.array([f["box"] for f in faces]), expected.boxes, atol=0.006)
+    # the same result through the library
+    expected = Landmarker(models / "m.onnx")(canvas, color="rgb")
+    np.testing.assert_allclose(np.array([f["landmarks"] for f in faces]), [f.landmarks for f in expected], atol=0.006)
+    np.testing.assert_allclose(np.array([f["box"] for f in faces]), [f.box for f in expected], atol=0.006)
     assert all(0 <= f["confidence"] <= 1 and set(f["pose_deg"]) == {"yaw", "pitch", "roll"} for f in faces)
 
 
@@ -198,7 +196,7 @@ def test_a_model_that_is_not_a_model_exits_2(aflw_test, tmp_path, capsys):
 
 
 def test_bring_your_own_box(aflw_test, models, tmp_path, capsys):
-    """--box frames the given box like a training crop's landmark box; --boxes does it per file name."""
+    """--box is a face box as the detector gives it, predicted like Landmarker(boxes=...); --boxes does it per file name."""
     canvas = two_face_canvas(aflw_test)
     photo = tmp_path / "two_faces.png"
     cv2.imwrite(str(photo), cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR))
@@ -207,7 +205,7 @@ def test_bring_your_own_box(aflw_test, models, tmp_path, capsys):
                  "--out", str(tmp_path / "a")]) == 0
     faces = _faces(tmp_path / "a" / "two_faces.json")
     assert len(faces) == 1 and faces[0]["box"] == box and faces[0]["score"] is None
-    expected = predict_faces(OnnxPredictor(models / "m.onnx"), [canvas], boxes=[np.array([box])])[0].landmarks
+    expected = [f.landmarks for f in Landmarker(models / "m.onnx")(canvas, color="rgb", boxes=np.array([box]))]
     np.testing.assert_allclose(faces[0]["landmarks"], expected[0], atol=0.006)
 
     boxes_file = tmp_path / "boxes.csv"

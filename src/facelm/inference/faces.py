@@ -1,8 +1,7 @@
-"""Landmarks for every face of whole photos: detector (or given boxes) -> framed crops -> one batched
-prediction -> points mapped back to each photo.
+"""Landmarks for every face of whole photos: detector -> framed crops -> one batched prediction ->
+points mapped back to each photo.
 
     results = predict_faces(predictor, images, detector=create_detector())
-    results = predict_faces(predictor, images, boxes=[np.array([[x0, y0, x1, y1]]), ...])
 
 Detection runs on the whole list at once (``detector.detect_batch``), every face of every image is
 cropped like a training crop (:mod:`facelm.inference.framing`) and all crops go through the model in
@@ -16,12 +15,12 @@ from typing import NamedTuple, Sequence
 import numpy as np
 
 from facelm.inference.detection import Detections, Detector
-from facelm.inference.framing import box_frames, crop_faces, to_image
+from facelm.inference.framing import crop_faces, to_image
 from facelm.landmarks68 import CHALLENGE_SIZE
 
 
 class Faces(NamedTuple):
-    """The faces of one image: boxes (detector's, or the given ones), scores (None for given boxes),
+    """The faces of one image: the detector's boxes and scores,
     68 points (K, 68, 2) float32 in the image's pixel frame."""
 
     boxes: np.ndarray
@@ -50,17 +49,11 @@ def predict_frames(predictor, images: Sequence[np.ndarray], frames: list[tuple[n
     return np.split(points, np.cumsum(counts)[:-1])
 
 
-def predict_faces(predictor, images: Sequence[np.ndarray], detector: Detector | None = None,
-                  boxes: Sequence[np.ndarray] | None = None, batch_size: int = 64, **predict_kwargs) -> list[Faces]:
-    """Every face of every image, from ``detector`` or from given face ``boxes`` (one (K, 4) array per
-    image, each box taken as the box around the 68 points)."""
-    if (detector is None) == (boxes is None):
-        raise ValueError("give exactly one of detector and boxes")
-    if detector is not None:
-        found = detector.detect_batch(list(images))
-        frames = [frames_of(detector, d) for d in found]
-    else:
-        found = [Detections(np.asarray(b, np.float32).reshape(-1, 4), None, None) for b in boxes]
-        frames = [box_frames(d.boxes) for d in found]
+def predict_faces(predictor, images: Sequence[np.ndarray], detector: Detector, batch_size: int = 64,
+                  **predict_kwargs) -> list[Faces]:
+    """Every face ``detector`` finds in every image, predicted once in the detector's framing (no
+    second pass; :class:`facelm.Landmarker` adds one and the options users see)."""
+    found = detector.detect_batch(list(images))
+    frames = [frames_of(detector, d) for d in found]
     points = predict_frames(predictor, images, frames, batch_size, **predict_kwargs)
     return [Faces(d.boxes, d.scores, p) for d, p in zip(found, points)]

@@ -24,8 +24,11 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from facelm.data.folder import IMAGE_SUFFIXES, list_images
 from facelm.errors import FacelmError
+
+#: photo formats a folder run picks up: what OpenCV's imread decodes (the header check needs Pillow to know it too)
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".png", ".webp", ".bmp", ".dib", ".tif", ".tiff", ".pbm", ".pgm", ".ppm", ".pnm")
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")
 
 
 @dataclass(frozen=True)
@@ -35,22 +38,24 @@ class Input:
     position: int  # 1-based position of that argument on the command line
 
 
-def expand_inputs(inputs: list[str]) -> tuple[list[Input], list[str]]:
-    """Files and folders -> (the image and video files in the given order, one error line per
-    argument that is neither a file nor a folder with images)."""
-    found, errors = [], []
+def expand_inputs(inputs: list[str]) -> tuple[list[Input], list[str], list[Path]]:
+    """Files and folders -> (the image and video files in the given order, one error line per argument
+    that is neither a file nor a folder with images or videos, the folders' other files: skipped)."""
+    found, errors, skipped = [], [], []
     for position, item in enumerate(inputs, 1):
         path = Path(item)
         if path.is_dir():
-            names = list_images(path)
-            found += [Input(path / name, path, position) for name in names]
-            if not names:
-                errors.append(f"{path}: no images ({', '.join(IMAGE_SUFFIXES)}) in the folder")
+            files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+            taken = [p for p in files if p.suffix.lower() in PHOTO_SUFFIXES + VIDEO_SUFFIXES]
+            skipped += [p for p in files if p not in taken]
+            found += [Input(p, path, position) for p in taken]
+            if not taken:
+                errors.append(f"{path}: no images or videos ({', '.join(PHOTO_SUFFIXES + VIDEO_SUFFIXES)}) in the folder")
         elif path.is_file():
             found.append(Input(path, path, position))
         else:
             errors.append(f"{path}: no such file or folder")
-    return found, errors
+    return found, errors, skipped
 
 
 def _folder_label(item: Input) -> str:

@@ -20,12 +20,14 @@ import os
 from dataclasses import dataclass
 from typing import Sequence
 
+import cv2
 import numpy as np
 
 from facelm.errors import FacelmError
 from facelm.data.pose import pose_from_landmarks
+from facelm.inference.detection import DEFAULT_MIN_SCORE, AnyRotation, Detections, ScoreFloor, check_min_score
 from facelm.inference.faces import frames_of, predict_frames
-from facelm.inference.framing import box_frames, landmark_frames
+from facelm.inference.framing import landmark_frames
 from facelm.landmarks68 import CHALLENGE_SIZE, CROP_BOX_FRACTION, CROP_CENTRE
 
 #: the coordinate convention of every point facelm returns or writes
@@ -38,12 +40,15 @@ COLORS = ("bgr", "rgb")
 class Face:
     """One face of an image.
 
-    ``box``: float32 (4,) x0, y0, x1, y1 -- the detector's box (or the box given);
+    ``box``: float32 (4,) x0, y0, x1, y1 -- the detector's box (or the box given, in the same sense: a
+    face box from forehead to chin, which the detector's calibration frames like a training crop);
     ``score``: the detector's score 0..1 (None for a given box or a ready-made crop);
     ``landmarks``: float32 (68, 2) x, y in the image (:data:`COORDINATES`);
     ``confidence``: 0..1, how well the points' box agrees with the face's expected landmark box
     (IoU of the two square boxes; low when the points drifted off the face);
-    ``pose``: float32 (3,) yaw, pitch, roll in degrees (:mod:`facelm.data.pose` signs).
+    ``pose``: float32 (3,) yaw, pitch, roll in degrees (:mod:`facelm.data.pose` signs);
+    ``keypoints``: float32 (5, 2) the detector's eyes, nose tip and mouth corners (None without them),
+    so ``lm(image, boxes=faces)`` frames the faces exactly as they were detected.
     """
 
     box: np.ndarray
@@ -51,6 +56,7 @@ class Face:
     landmarks: np.ndarray
     confidence: float
     pose: np.ndarray
+    keypoints: np.ndarray | None = None
 
     def to_dict(self, decimals: int = 2) -> dict:
         """JSON-ready: numbers rounded to ``decimals`` (0.01 px by default)."""
@@ -96,59 +102,92 @@ class Landmarker:
     training install). ``detector``: a name of :data:`facelm.inference.detect.DETECTORS` (default
     ``auto``: YuNet where installed) or a detector object. ``threads``: CPU threads of the model (default 1: fastest per
     process on a shared machine). ``device``: ``cpu`` or ``cuda``. ``hflip_tta``: average with the
-    mirrored prediction (default: the model's own setting).
+    mirrored prediction (default: the model's own setting). ``min_score``: detections scoring
+    below it (0..1) are dropped (default :data:`~facelm.inference.detection.DEFAULT_MIN_SCORE`:
+    drops hands and ears the detector takes for faces).
     """
 
     def __init__(self, model: str | os.PathLike | None = None, detector=None, threads: int | None = 1,
-                 device: str | None = None, hflip_tta: bool | None = None):
+                 device: str | None = None, hflip_tta: bool | None = None, min_score: float = DEFAULT_MIN_SCORE,
+                 any_rotation: bool = True):
         from facelm.inference.detect import DEFAULT_DETECTOR, create_detector
         from facelm.inference.loading import load_predictor
         from facelm.inference.shipped import resolve_model
 
+        self.min_score = check_min_score(min_score)
+        self.any_rotation = bool(any_rotation)
         self.model_path = resolve_model(model)
         self.predictor = load_predictor(self.model_path, device, threads)
         self._detector_spec = DEFAULT_DETECTOR if detector is None else detector
-        self._detector = None if isinstance(self._detector_spec, str) else self._detector_spec
+        self._detector = None if isinstance(self._detector_spec, str) else self._wrap(self._detector_spec)
         self._create_detector = create_detector
         self.hflip_tta = hflip_tta
         self.model_id = getattr(self.predictor, "model_id", self.model_path.name)
 
+    def _wrap(self, detector):
+        """The detector as this Landmarker runs it: any-rotation keypoints, then the ``min_score`` floor."""
+        return ScoreFloor(AnyRotation(detector) if self.any_rotation and detector.calibration.roll else detector, self.min_score)
+
     @property
     def detector(self):
-        """The face detector, created on first use (ready-made crops never need one)."""
+        """The face detector, created on first use (ready-made crops never need one): its detections
+        below ``min_score`` dropped and, with ``any_rotation`` and a detector that gives keypoints,
+        faces found at any in-plane angle (:class:`~facelm.inference.detection.AnyRotation`)."""
         if self._detector is None:
-            self._detector = self._create_detector(self._detector_spec)
+            self._detector = self._wrap(self._create_detector(self._detector_spec))
         return self._detector
 
-    def __call__(self, image: np.ndarray, color: str = "bgr", boxes: np.ndarray | None = None) -> list[Face]:
-        """One uint8 image (H, W, 3), ``color`` "bgr" (``cv2.imread``) or "rgb" -> its faces, best score first.
-        ``boxes`` (K, 4) x0, y0, x1, y1 around brows, jaw and chin skip the detector."""
+    def __call__(self, image, color: str = "bgr", boxes=None) -> list[Face]:
+        """One image -> its faces, best score first. ``image``: a uint8 array (H, W, 3) in ``color``
+        order ("bgr", what ``cv2.imread`` returns, or "rgb"), (H, W) grey or (H, W, 4) with alpha, or a
+        PIL image (its mode decides, ``color`` is not used). ``boxes``: the faces' boxes as the detector
+        gives them (:attr:`Face.box`: (K, 4) x0, y0, x1, y1, or the :class:`Face` objects themselves,
+        whose keypoints then frame them exactly as detected) instead of detecting."""
         return self.batch([image], color, None if boxes is None else [boxes])[0]
 
-    def batch(self, images: Sequence[np.ndarray], color: str = "bgr",
-              boxes: Sequence[np.ndarray] | None = None) -> list[list[Face]]:
-        """Several images (sizes may differ) -> the faces of each; detection and prediction batched."""
-        rgb = [_to_rgb(image, color, i) for i, image in enumerate(images)]
+    def batch(self, images: Sequence, color: str = "bgr", boxes: Sequence | None = None) -> list[list[Face]]:
+        """Several images (sizes may differ) -> the faces of each; detection and prediction batched.
+        ``boxes``: one entry per image, as in :meth:`__call__`."""
+        rgb = [to_rgb(image, color, i) for i, image in enumerate(images)]
         if boxes is None:
             return self.faces_of_detections(rgb, self.detector.detect_batch(rgb))
         if len(boxes) != len(rgb):
             raise FacelmError(f"got {len(boxes)} box arrays for {len(rgb)} images")
-        arrays = [np.asarray(b, np.float32).reshape(-1, 4) for b in boxes]
-        frames = [box_frames(b) for b in arrays]
-        points = predict_frames(self.predictor, rgb, frames, **self._predict_kwargs())
-        return [make_faces(b, None, p, f) for b, p, f in zip(arrays, points, frames)]
+        return self.faces_of_detections(rgb, [given_detections(b, i) for i, b in enumerate(boxes)])
 
     def faces_of_detections(self, rgb: Sequence[np.ndarray], found: Sequence) -> list[list[Face]]:
-        """RGB images and their :class:`~facelm.inference.detection.Detections` (from :attr:`detector`) -> faces."""
+        """RGB images and their :class:`~facelm.inference.detection.Detections` (from :attr:`detector`) -> faces.
+
+        Each face is predicted twice: in the crop its box and keypoints frame, then in the upright crop
+        framed by those first points (their eye line sets the roll), which corrects a roll that the
+        keypoints got a little wrong. Where the keypoints were replaced by a turned search
+        (``first_keypoints``), both framings run and the face keeps the one whose two passes agree best."""
         frames = [frames_of(self.detector, d) for d in found]
-        points = predict_frames(self.predictor, rgb, frames, **self._predict_kwargs())
-        return [make_faces(d.boxes, d.scores, p, f) for d, p, f in zip(found, points, frames)]
+        points, spread = self._two_passes(rgb, frames)
+        keypoints = [d.keypoints for d in found]
+        if any(d.first_keypoints is not None for d in found):
+            firsts = [d._replace(keypoints=d.keypoints if d.first_keypoints is None else d.first_keypoints) for d in found]
+            other, other_spread = self._two_passes(rgb, [frames_of(self.detector, d) for d in firsts])
+            for i, better in enumerate(o < s for o, s in zip(other_spread, spread)):
+                points[i][better] = other[i][better]
+                keypoints[i] = np.where(better[:, None, None], firsts[i].keypoints, keypoints[i])
+        return [make_faces(d.boxes, d.scores, p, f, k) for d, p, f, k in zip(found, points, frames, keypoints)]
+
+    def _two_passes(self, rgb: Sequence[np.ndarray], frames: list) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Points predicted in ``frames``, then in the frames of those points -> (second points, their
+        mean distance to the first in face sizes) per image: a face framed the wrong way up moves more."""
+        kwargs = self._predict_kwargs()
+        first = predict_frames(self.predictor, rgb, frames, **kwargs)
+        refined = [landmark_frames(p) for p in first]
+        second = predict_frames(self.predictor, rgb, refined, **kwargs)
+        spread = [np.linalg.norm(b - a, axis=-1).mean(-1) / np.maximum(f[1], 1e-9) for a, b, f in zip(first, second, refined)]
+        return second, spread
 
     def crops(self, crops: np.ndarray | Sequence[np.ndarray], color: str = "bgr") -> list[Face]:
         """Ready-made face crops framed like the challenge's (square, the face centred as in
         :data:`facelm.landmarks68.CROP_CENTRE`) -> one Face per crop, points in the crop's pixels.
         A crop that is not square is refused (a photo: use ``lm(image)``)."""
-        rgb = [_to_rgb(crop, color, i) for i, crop in enumerate(crops)]
+        rgb = [to_rgb(crop, color, i) for i, crop in enumerate(crops)]
         points = self.predictor.predict(rgb, **self._predict_kwargs()) if rgb else np.zeros((0, 68, 2), np.float32)
         sides = np.array([crop.shape[0] for crop in rgb], np.float64)
         expected = crop_frames(sides)
@@ -159,21 +198,69 @@ class Landmarker:
         return {} if self.hflip_tta is None else {"hflip_tta": self.hflip_tta}
 
 
-def _to_rgb(image: np.ndarray, color: str, index: int) -> np.ndarray:
+def to_rgb(image, color: str = "bgr", index: int = 0) -> np.ndarray:
+    """An image as :meth:`Landmarker.__call__` takes it -> a contiguous uint8 RGB (H, W, 3) array, or a
+    FacelmError saying what was passed. Alpha is dropped (as ``facelm predict`` reads such files)."""
     if color not in COLORS:
         raise FacelmError(f"color must be one of {', '.join(COLORS)}, got {color!r}")
-    image = np.asarray(image)
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise FacelmError(f"image {index}: expected a uint8 (H, W, 3) array, got {image.dtype} {image.shape}")
-    return np.ascontiguousarray(image[:, :, ::-1] if color == "bgr" else image)
+    if type(image).__module__.startswith("PIL.") and hasattr(image, "convert"):
+        return np.ascontiguousarray(np.asarray(image.convert("RGB")))  # the mode says what the pixels are
+    if image is None:
+        raise FacelmError(f"image {index} is None (what cv2.imread returns for a file it cannot read: check the path)")
+    if isinstance(image, (str, os.PathLike)):
+        raise FacelmError(f"image {index} is a path ({os.fspath(image)!r}), not pixels: pass cv2.imread(path), "
+                          "or run `facelm predict PATH`")
+    array = np.asarray(image)
+    channels = array.shape[2] if array.ndim == 3 else 1
+    if array.dtype != np.uint8 or array.ndim not in (2, 3) or channels not in (1, 3, 4) or 0 in array.shape:
+        raise FacelmError(f"image {index}: expected a uint8 array (H, W, 3), (H, W) grey or (H, W, 4) with alpha, "
+                          f"got {type(image).__name__} {array.dtype} {array.shape}")
+    if channels == 1:
+        return cv2.cvtColor(array.reshape(array.shape[:2]), cv2.COLOR_GRAY2RGB)
+    array = array[:, :, :3]
+    return np.ascontiguousarray(array[:, :, ::-1] if color == "bgr" else array)
 
 
-def make_faces(boxes: np.ndarray, scores: np.ndarray | None, points: np.ndarray, frames) -> list[Face]:
-    """Faces from boxes (K, 4), scores (K,) or None, points (K, 68, 2) and the landmark frames the faces
-    were expected in (centres, sizes, rolls; for the confidence)."""
+def checked_boxes(boxes, where: str) -> np.ndarray:
+    """Face boxes (K, 4) x0, y0, x1, y1 as float32, or a FacelmError naming ``where`` and the first box
+    that is not finite with x1 > x0 and y1 > y0 (an inverted or empty box frames no face)."""
+    try:
+        array = np.asarray(boxes, np.float32)
+    except (TypeError, ValueError):
+        array = np.zeros((0, 3), np.float32)
+    if array.size % 4 or array.ndim > 2 or (array.ndim == 2 and array.shape[1] != 4):
+        raise FacelmError(f"{where}: expected face boxes x0, y0, x1, y1 (an array (K, 4)), got {boxes!r}"[:300])
+    array = array.reshape(-1, 4)
+    bad = ~(np.isfinite(array).all(1) & (array[:, 2] > array[:, 0]) & (array[:, 3] > array[:, 1]))
+    if bad.any():
+        raise FacelmError(f"{where}: expected a face box x0,y0,x1,y1 with x1 > x0 and y1 > y0, "
+                          f"got {[round(float(v), 2) for v in array[bad][0]]}")
+    return array
+
+
+def given_detections(boxes, index: int = 0) -> Detections:
+    """Given face boxes of one image -> Detections without scores (NaN): a (K, 4) array of boxes as the
+    detector gives them, a list of :class:`Face` (their boxes and keypoints), or Detections (kept)."""
+    if isinstance(boxes, Detections):
+        return boxes
+    faces = list(boxes) if isinstance(boxes, (list, tuple)) else []
+    if faces and all(isinstance(face, Face) for face in faces):
+        array = checked_boxes([face.box for face in faces], f"image {index}")
+        keypoints = [face.keypoints for face in faces]
+        stacked = None if any(k is None for k in keypoints) else np.stack(keypoints).astype(np.float32)
+        return Detections(array, np.full(len(array), np.nan, np.float32), stacked)
+    array = checked_boxes(boxes, f"image {index}")
+    return Detections(array, np.full(len(array), np.nan, np.float32), None)
+
+
+def make_faces(boxes: np.ndarray, scores: np.ndarray | None, points: np.ndarray, frames,
+               keypoints: np.ndarray | None = None) -> list[Face]:
+    """Faces from boxes (K, 4), scores (K,) (None, or NaN for a given box), points (K, 68, 2), the landmark
+    frames the faces were expected in (centres, sizes, rolls; for the confidence) and the detector's keypoints."""
     if not len(points):
         return []
     confidence = frame_agreement(tuple(np.asarray(f, np.float64) for f in frames), points)
     poses = poses_deg(points)
-    return [Face(np.asarray(boxes[i], np.float32), None if scores is None else float(scores[i]),
-                 np.asarray(points[i], np.float32), float(confidence[i]), poses[i]) for i in range(len(points))]
+    scores = [None if scores is None or np.isnan(scores[i]) else float(scores[i]) for i in range(len(points))]
+    return [Face(np.asarray(boxes[i], np.float32), scores[i], np.asarray(points[i], np.float32), float(confidence[i]),
+                 poses[i], None if keypoints is None else np.asarray(keypoints[i], np.float32)) for i in range(len(points))]

@@ -38,14 +38,14 @@ import cv2
 import numpy as np
 
 from facelm.atomic import atomic_open, write_json
-from facelm.data.folder import IMAGE_SUFFIXES, imread_rgb
+from facelm.data.folder import imread_rgb
 from facelm.data.limits import positive_int
 from facelm.errors import FacelmError
-from facelm.inference.landmarker import COORDINATES, Face, Landmarker, crop_frames
+from facelm.inference.inputs import PHOTO_SUFFIXES, VIDEO_SUFFIXES
+from facelm.inference.landmarker import COORDINATES, Face, Landmarker, checked_boxes, crop_frames
 from facelm.landmarks68 import CLOSED_GROUPS, GROUPS
 
 MODES = ("auto", "crops", "detect")
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm")
 #: a square image is taken as a challenge-style crop when its one detected face's expected landmark
 #: box overlaps the crop's own (centred at CROP_CENTRE, CROP_BOX_FRACTION of the side) by this IoU
 CROP_AGREEMENT = 0.6
@@ -54,15 +54,16 @@ PROGRESS_EVERY = 50
 
 
 def parse_box(text: str, source: str | os.PathLike = "--box") -> np.ndarray:
-    """``x0,y0,x1,y1`` (commas or spaces) -> float32 (4,), or a FacelmError naming ``source``."""
+    """``x0,y0,x1,y1`` (commas or spaces) -> float32 (4,), or a FacelmError naming ``source``
+    (the same check as :func:`facelm.inference.landmarker.checked_boxes`)."""
     parts = [p for p in re.split(r"[,\s]+", text.strip()) if p]
     try:
-        box = np.array([float(p) for p in parts], np.float32)
+        numbers = [float(p) for p in parts]
     except ValueError:
-        box = np.zeros(0, np.float32)
-    if box.shape != (4,) or not np.isfinite(box).all() or box[2] <= box[0] or box[3] <= box[1]:
-        raise FacelmError(f"expected a face box x0,y0,x1,y1 with x1 > x0 and y1 > y0, got {text.strip()!r}", source)
-    return box
+        raise FacelmError(f"expected a face box x0,y0,x1,y1 of numbers, got {text.strip()!r}", source) from None
+    if len(numbers) != 4:
+        raise FacelmError(f"expected a face box x0,y0,x1,y1 (4 numbers), got {text.strip()!r}", source)
+    return checked_boxes(numbers, os.fspath(source))[0]
 
 
 def read_boxes_file(path: str | os.PathLike) -> dict[str, np.ndarray]:
@@ -236,10 +237,11 @@ def draw_faces(image: np.ndarray, faces: list[Face], whole_image: bool = False, 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from facelm.inference.detect import DEFAULT_DETECTOR, DETECTORS
+    from facelm.inference.detection import DEFAULT_MIN_SCORE
     from facelm.inference.onnx_predictor import PROVIDERS
 
     parser.add_argument("inputs", nargs="+", metavar="INPUT",
-                        help=f"images ({', '.join(IMAGE_SUFFIXES)}), folders of images, or videos ({', '.join(VIDEO_SUFFIXES)})")
+                        help=f"images ({', '.join(PHOTO_SUFFIXES)}), folders of images, or videos ({', '.join(VIDEO_SUFFIXES)})")
     parser.add_argument("--model", help="a shipped model name (see `facelm models --pretrained`), an exported .onnx, "
                                         "model.pt or an ensemble .json (default: the shipped default model)")
     parser.add_argument("--out", default="predictions", help="output folder, not inside an input folder (default: predictions)")
@@ -248,8 +250,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--detector", default=DEFAULT_DETECTOR, choices=sorted(DETECTORS),
                         help=f"face detector for photos and videos (default: {DEFAULT_DETECTOR})")
     given = parser.add_mutually_exclusive_group()
-    given.add_argument("--box", metavar="X0,Y0,X1,Y1", help="your own face box (around brows, jaw and chin) for every image")
+    given.add_argument("--box", metavar="X0,Y0,X1,Y1", help="your own face box for every image, as the detector gives it (a face's \"box\" in the JSON)")
     given.add_argument("--boxes", metavar="FILE", help="face boxes per image file name: lines NAME,x0,y0,x1,y1")
+    parser.add_argument("--min-score", type=float, default=DEFAULT_MIN_SCORE,
+                        help=f"drop detections scoring below this, 0..1 (default: {DEFAULT_MIN_SCORE}: "
+                             "drops hands and ears the detector takes for faces)")
     parser.add_argument("--batch-size", type=positive_int, default=32, help="images per chunk and faces per forward pass (default: 32)")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--crops", dest="mode", action="store_const", const="crops",
@@ -272,14 +277,14 @@ def main(args: argparse.Namespace) -> int:
 
     boxes = parse_box(args.box) if args.box else read_boxes_file(args.boxes) if args.boxes else None
     options = video_options(args)
-    items, missing = expand_inputs(args.inputs)
+    items, missing, skipped = expand_inputs(args.inputs)
     if not items:
         raise FacelmError(f"nothing to predict: {'; '.join(missing)}")
     out, names = Path(args.out), output_names(items)
     is_video = [item.path.suffix.lower() in VIDEO_SUFFIXES for item in items]
     suffixes = [(".landmarks.csv", ".overlay.mp4") if video else (".json", ".png") for video in is_video]
     check_out_folder(out, items, [out / f"{name}{s}" for name, pair in zip(names, suffixes) for s in pair])
-    landmarker = Landmarker(args.model, args.detector, args.threads, args.device, args.hflip_tta)
+    landmarker = Landmarker(args.model, args.detector, args.threads, args.device, args.hflip_tta, args.min_score)
     images = [(item.path, name) for item, name, video in zip(items, names, is_video) if not video]
     summary = predict_paths(landmarker, [p for p, _ in images], out, [n for _, n in images],
                             ImageOptions(args.mode, args.batch_size, args.overlay, args.lines), boxes)
@@ -295,6 +300,7 @@ def main(args: argparse.Namespace) -> int:
     errors = missing + summary.errors
     for line in errors:
         print(f"facelm predict: {line}", file=sys.stderr)
+    others = f"; skipped {len(skipped)} files in the folders that are not images or videos ({skipped[0].name}, ...)" if skipped else ""
     print(f"predicted {summary.with_faces + summary.no_face} images ({summary.faces} faces in {summary.with_faces}, "
-          f"no face in {summary.no_face}) and {videos} videos with {landmarker.model_id}; {len(errors)} errors -> {os.fspath(out)}")
+          f"no face in {summary.no_face}) and {videos} videos with {landmarker.model_id}; {len(errors)} errors{others} -> {os.fspath(out)}")
     return 2 if errors else 0

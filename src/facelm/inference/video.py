@@ -38,6 +38,7 @@ import numpy as np
 
 from facelm.atomic import atomic_open, atomic_path
 from facelm.errors import FacelmError
+from facelm.inference.detection import box_iou
 from facelm.inference.faces import frames_of, predict_frames
 from facelm.inference.framing import landmark_frames
 from facelm.inference.one_euro import OneEuroFilter
@@ -98,15 +99,6 @@ class TrackedFace:
 
 def _square_boxes(centres: np.ndarray, sizes: np.ndarray) -> np.ndarray:
     return np.concatenate([centres - sizes[:, None] / 2, centres + sizes[:, None] / 2], axis=1)
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU (len(a), len(b)) of two sets of x0, y0, x1, y1 boxes."""
-    low = np.maximum(a[:, None, :2], b[None, :, :2])
-    high = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(high - low, 0, None), axis=2)
-    area = lambda boxes: np.prod(boxes[:, 2:] - boxes[:, :2], axis=1)  # noqa: E731
-    return inter / np.maximum(area(a)[:, None] + area(b)[None, :] - inter, 1e-9)
 
 
 def plausible(before: tuple[np.ndarray, np.ndarray, np.ndarray], after: tuple[np.ndarray, np.ndarray, np.ndarray],
