@@ -131,6 +131,16 @@ BAD_INPUTS: dict[str, list[tuple[str, list[str], str | None]]] = {
         ("hostile annot", ["{hostile}", "{out}/r", "--teacher", "{model}"], "annot.pkl"),
         ("jaw without labels", ["{unlabelled}", "{out}/r", "--teacher", "{model}", "--points", "jaw"], "labels"),
     ],
+    "photo-set": [
+        ("missing source", ["{missing}", "{out}/p", "--teacher", "3ddfa_v2:{missing}", "--eval", "{labelled}"], "absent"),
+        ("no evaluation folder", ["{labelled}", "{out}/p", "--teacher", "3ddfa_v2:{missing}"], "--eval"),
+        ("evaluation folder missing", ["{labelled}", "{out}/p", "--teacher", "3ddfa_v2:{missing}", "--eval", "{missing}"],
+         "absent"),
+        ("teacher files missing", ["{labelled}", "{out}/p", "--teacher", "3ddfa_v2:{missing}", "--eval", "{labelled}"],
+         "absent"),
+        ("malformed teacher spec", ["{labelled}", "{out}/p", "--teacher", "3ddfa_v2:{labelled},colour=1", "--eval",
+                                    "{labelled}"], "colour"),
+    ],
     "synthesize-poses": [
         ("missing face model", ["{labelled}", "{out}/p", "--bfm", "{missing}"], "absent"),
         ("unlabelled folder", ["{unlabelled}", "{out}/p", "--bfm", "{missing}"], "unlabelled"),

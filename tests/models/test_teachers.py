@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 import torch
 
+from facelm.data.folder import imread_rgb, list_images
 from facelm.errors import FacelmError
 from facelm.models.checkpoint import load_model
+from facelm.models.tddfa import ROI_SIZE, fixed_roi
 from facelm.models.teachers import parse_teacher_spec
 
 
@@ -38,7 +40,22 @@ def test_pixel_centres_and_second_pass_are_options(tddfa_dir):
     assert model.passes == 2 and model.pixel_centres and meta["input_size"] == 384
     crop = torch.zeros(1, 3, 384, 384)
     plain, centred = (load_model(f"3ddfa_v2:{tddfa_dir}{o}")[0](crop)["landmarks"] for o in ("", ",pixel_centres=1"))
-    assert torch.allclose(centred - plain, torch.full_like(plain, 0.5 / 384), atol=1e-6)
+    half_roi_pixel = 0.5 * fixed_roi()[2] / ROI_SIZE  # the network's pixel indices are ROI pixels, not crop pixels
+    assert torch.allclose(centred - plain, torch.full_like(plain, half_roi_pixel), atol=1e-6)
+
+
+def test_pixel_centres_make_points_independent_of_the_roi_size(tddfa_dir, train_300w):
+    """Resampling the same faces into a wider or narrower ROI must not move the points on average:
+    with half a crop pixel instead of half a ROI pixel they drift with the ROI's scale (by 0.4 px)."""
+    model, _ = load_model(f"3ddfa_v2:{tddfa_dir},pixel_centres=1")
+    crops = [imread_rgb(train_300w / name) for name in list_images(train_300w)[:96]]
+    images = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float()
+    x, y, side = fixed_roi()
+    with torch.no_grad():
+        rois = [torch.tensor([[x, y, side * scale]]).expand(len(crops), 3) for scale in (0.8, 1.25)]
+        points = [model._decode(model._params(images, roi), roi)[0][..., :2] for roi in rois]
+    drift_px = ((points[1] - points[0]).mean(dim=(0, 1)) * 384).abs()
+    assert float(drift_px.max()) < 0.25, drift_px
 
 
 @pytest.mark.parametrize("spec", ["3ddfa_v2", "3ddfa_v2:x,passes", "3ddfa_v2:x,colour=1", "nope:x"])

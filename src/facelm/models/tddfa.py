@@ -71,10 +71,10 @@ def sample_roi(images: torch.Tensor, roi: torch.Tensor, size: int = ROI_SIZE) ->
 
 
 def decode_params(params: torch.Tensor, mean_shape: torch.Tensor, basis: torch.Tensor, roi: torch.Tensor,
-                  pixel_centres_side: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+                  pixel_centres: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """62 de-normalised parameters (B, 62) predicted on ROIs (B, 3) -> normalised crop points (B, 68, 3)
-    and the scaled rotation (B, 3, 3) (BFM frame). ``pixel_centres_side``: the crop side, to move the
-    points from 3DDFA_V2's pixel indices to pixel centres (None keeps its published mapping)."""
+    and the scaled rotation (B, 3, 3) (BFM frame). ``pixel_centres``: map 3DDFA_V2's ROI pixel indices
+    to continuous coordinates (False keeps its published mapping, half a ROI pixel up and left)."""
     camera = params[:, :12].reshape(-1, 3, 4)
     shape = mean_shape + torch.einsum("kjc,bc->bkj", basis, params[:, 12:])
     pts = torch.einsum("bij,bkj->bki", camera[:, :, :3], shape) + camera[:, None, :, 3]
@@ -86,8 +86,11 @@ def decode_params(params: torch.Tensor, mean_shape: torch.Tensor, basis: torch.T
     origin_y = roi[:, 1:2] - roi[:, 2:3] / 2
     # as 3DDFA_V2 maps back: ROI origin + point * ROI side / 120 (what its published scores use)
     points = torch.stack([x * scale + origin_x, y * scale + origin_y, z * scale], dim=-1)
-    if pixel_centres_side is not None:
-        points = points + torch.tensor([0.5, 0.5, 0.0], device=points.device) / pixel_centres_side
+    if pixel_centres:
+        # 3DDFA_V2 gives ROI pixel indices (pixel i's centre at i), and ROI pixel i covers [i, i+1)
+        # of the ROI (sample_roi): half a ROI pixel, normalised by the crop side
+        half = 0.5 * roi[:, 2:3] / ROI_SIZE
+        points = points + torch.stack([half, half, torch.zeros_like(half)], dim=-1)
     return points, camera[:, :, :3]
 
 
@@ -105,8 +108,8 @@ class TDDFALandmarks(nn.Module):
         self.passes = passes
         self.jitter = jitter
         self.spec = {"name": "3ddfa_v2", "kwargs": {"passes": passes, "pixel_centres": pixel_centres, "jitter": jitter}}
-        # 3DDFA_V2 maps points back in pixel indices (pixel i's centre at i); facelm's frame (and
-        # the challenge labels) put it at i + 0.5. False reproduces 3DDFA_V2's published mapping.
+        # 3DDFA_V2 maps points back in ROI pixel indices (pixel i's centre at i); facelm's frame (and
+        # the challenge labels) put it at i + 0.5 (decode_params). False reproduces its published mapping.
         self.pixel_centres = pixel_centres
         self.net = MobileNetV1(width=0.5)
         self.net.fc_param = nn.Linear(self.net.num_features, 62)
@@ -135,25 +138,25 @@ class TDDFALandmarks(nn.Module):
         out = self.net.fc_param(self.net((patch - 127.5) / 128.0))
         return out * self.param_std + self.param_mean
 
-    def _decode(self, params: torch.Tensor, roi: torch.Tensor, image_side: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return decode_params(params, self.mean_shape, self.basis, roi, image_side if self.pixel_centres else None)
+    def _decode(self, params: torch.Tensor, roi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return decode_params(params, self.mean_shape, self.basis, roi, self.pixel_centres)
 
     def _jittered(self, images: torch.Tensor, roi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Points and rotation averaged over the :data:`JITTER` ROIs around ``roi`` (the identity alone at jitter=1)."""
         if self.jitter == 1:
-            return self._decode(self._params(images, roi), roi, images.shape[-1])
+            return self._decode(self._params(images, roi), roi)
         batch = images.shape[0]
         shifts = self.jitter_rois[:, None, :2] * roi[None, :, 2:3]  # (K, B, 2)
         rois = torch.cat([roi[None, :, :2] + shifts, roi[None, :, 2:3] * self.jitter_rois[:, None, 2:3]], -1)
         rois = rois.reshape(-1, 3)
         repeated = images.repeat(self.jitter, 1, 1, 1)
-        points, rotation = self._decode(self._params(repeated, rois), rois, images.shape[-1])
+        points, rotation = self._decode(self._params(repeated, rois), rois)
         return points.reshape(self.jitter, batch, 68, 3).mean(0), rotation.reshape(self.jitter, batch, 3, 3).mean(0)
 
     def forward(self, images: torch.Tensor) -> dict:
         roi = self.roi0 + torch.zeros_like(images[:, 0, 0, :3])  # (B, 3), batch size kept symbolic for export
         if self.passes == 2:
-            points, _ = self._decode(self._params(images, roi), roi, images.shape[-1])
+            points, _ = self._decode(self._params(images, roi), roi)
             roi = roi_from_points(points[..., :2])
         points, rotation = self._jittered(images, roi)
         return {"landmarks": points[..., :2], "points3d": points, "rotation": rotation}

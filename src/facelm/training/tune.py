@@ -22,6 +22,7 @@ in config.yaml: ``FACELM_OPTUNA_STORAGE`` (the whole URL) or libpq's ``~/.pgpass
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -132,7 +133,8 @@ def _study_names(config: Config, url: str) -> list[str]:
         _url(url, "optuna storage").database if url.startswith("sqlite") else None)
     if local is not None and not Path(local).exists():
         return []
-    return optuna.study.get_all_study_names(open_storage(url))
+    with _storage_errors(url):
+        return optuna.study.get_all_study_names(open_storage(url))
 
 
 def study_exists(config: Config, url: str) -> bool:
@@ -146,17 +148,24 @@ def older_studies(config: Config, url: str) -> list[str]:
     return [name for name in _study_names(config, url) if pattern.fullmatch(name) and name != study_name(config)]
 
 
+@contextlib.contextmanager
+def _storage_errors(url: str):
+    """A storage that is not Optuna's (a garbage SQLite file, a foreign schema) -> one line naming it."""
+    try:
+        yield
+    except sqlalchemy.exc.SQLAlchemyError as err:
+        cause = getattr(err, "orig", None) or err
+        raise FacelmError(f"not an Optuna study ({type(cause).__name__}: {cause})", shown(url)) from None
+
+
 def open_study(config: Config, url: str | None = None, seed: int = 0) -> optuna.Study:
     url = url or storage_url(config)
-    try:
+    with _storage_errors(url):
         return optuna.create_study(
             study_name=study_name(config), storage=open_storage(url), direction="minimize",
             load_if_exists=True, sampler=optuna.samplers.TPESampler(seed=seed),
             pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1),
         )
-    except sqlalchemy.exc.SQLAlchemyError as err:
-        cause = getattr(err, "orig", None) or err
-        raise FacelmError(f"not an Optuna study ({type(cause).__name__}: {cause})", shown(url)) from None
 
 
 def objective_for(config: Config) -> callable:
