@@ -73,7 +73,7 @@ class TDDFAStudent(LandmarkModel):
         params = self.net.fc_param(self.net((patch - 127.5) / 128.0)) * self.param_std + self.param_mean
         roi = torch.tensor([(x0 + roi_px / 2) / side, (y0 + roi_px / 2) / side, roi_px / side],
                            device=images.device).expand(images.shape[0], 3)
-        points, rotation = decode_params(params, self.mean_shape, self.basis, roi, True)
+        points, rotation = decode_params(params, self.mean_shape, self.basis, roi, False)  # its offset is learnt
         return {"landmarks": points[..., :2], "points3d": points, "rotation": rotation}
 
 
