@@ -25,7 +25,8 @@ import numpy as np
 
 from facelm.errors import FacelmError
 from facelm.data.pose import pose_from_landmarks
-from facelm.inference.detection import DEFAULT_MIN_SCORE, AnyRotation, Detections, ScoreFloor, check_min_score
+from facelm.inference.detection import (DEFAULT_MIN_SCORE, AnyRotation, Detections, ScoreFloor, box_iou, check_min_score,
+                                        square_boxes)
 from facelm.inference.faces import detected_points, frames_of
 from facelm.inference.framing import landmark_frames
 from facelm.landmarks68 import CHALLENGE_SIZE, CROP_BOX_FRACTION, CROP_CENTRE
@@ -76,10 +77,7 @@ def crop_frames(sides: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def frame_agreement(expected: tuple[np.ndarray, np.ndarray, np.ndarray], points: np.ndarray) -> np.ndarray:
     """(K,) IoU of the square boxes of expected landmark frames (centres, sizes, rolls) and of the points' frames."""
     got = landmark_frames(points)
-    low = np.maximum(expected[0] - expected[1][:, None] / 2, got[0] - got[1][:, None] / 2)
-    high = np.minimum(expected[0] + expected[1][:, None] / 2, got[0] + got[1][:, None] / 2)
-    inter = np.prod(np.clip(high - low, 0, None), axis=1)
-    return inter / np.maximum(expected[1] ** 2 + got[1] ** 2 - inter, 1e-9)
+    return np.diagonal(box_iou(square_boxes(*expected[:2]), square_boxes(*got[:2]))).copy()
 
 
 def poses_deg(landmarks: np.ndarray) -> np.ndarray:

@@ -45,6 +45,7 @@ from facelm.data.folder import imread_rgb
 from facelm.data.limits import positive_int
 from facelm.errors import FacelmError
 from facelm.inference.inputs import PHOTO_SUFFIXES, VIDEO_SUFFIXES
+from facelm.inference.detection import box_iou, square_boxes
 from facelm.inference.drawing import draw_faces
 from facelm.inference.landmarker import COORDINATES, Face, Landmarker, checked_boxes, crop_frames
 
@@ -200,12 +201,9 @@ def _framed_like_a_crop(landmarker: Landmarker, image: np.ndarray, found) -> boo
     h, w = image.shape[:2]
     if h != w or len(found.boxes) != 1:
         return False
-    centres, sizes, rolls = landmarker.detector.calibration.landmark_frames(found.boxes, found.keypoints)
+    centres, sizes, _ = landmarker.detector.calibration.landmark_frames(found.boxes, found.keypoints)
     expected = crop_frames(np.array([w]))
-    low = np.maximum(expected[0] - expected[1][:, None] / 2, centres - sizes[:, None] / 2)
-    high = np.minimum(expected[0] + expected[1][:, None] / 2, centres + sizes[:, None] / 2)
-    inter = float(np.prod(np.clip(high - low, 0, None)))
-    return inter / (expected[1][0] ** 2 + sizes[0] ** 2 - inter) >= CROP_AGREEMENT
+    return float(box_iou(square_boxes(*expected[:2]), square_boxes(centres, sizes))[0, 0]) >= CROP_AGREEMENT
 
 
 #: JPEG quality of overlays (a 2.4 MP photo's overlay is then a few hundred kB, not 3.6 MB of PNG)

@@ -34,14 +34,14 @@ import contextlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, NamedTuple
+from typing import Iterator, NamedTuple
 
 import cv2
 import numpy as np
 
 from facelm.atomic import atomic_open, atomic_path
 from facelm.errors import FacelmError
-from facelm.inference.detection import Detections, box_iou
+from facelm.inference.detection import Detections, box_iou, square_boxes
 from facelm.inference.drawing import draw_faces
 from facelm.inference.faces import detected_points, frames_of, predict_frames
 from facelm.inference.framing import landmark_frames
@@ -131,10 +131,6 @@ class TrackedFrame(NamedTuple):
     time_s: float  # index / fps
     image: np.ndarray  # the frame as given
     faces: list[TrackedFace]
-
-
-def _square_boxes(centres: np.ndarray, sizes: np.ndarray) -> np.ndarray:
-    return np.concatenate([centres - sizes[:, None] / 2, centres + sizes[:, None] / 2], axis=1)
 
 
 def plausible(before: tuple[np.ndarray, np.ndarray, np.ndarray], after: tuple[np.ndarray, np.ndarray, np.ndarray],
@@ -248,7 +244,7 @@ class FaceTracker:
         fresh = np.ones(len(sizes), bool)
         if self.tracks and len(sizes):
             tracked = landmark_frames(np.stack([t.landmarks for t in self.tracks]))
-            iou = box_iou(_square_boxes(centres, sizes), _square_boxes(tracked[0], tracked[1]))
+            iou = box_iou(square_boxes(centres, sizes), square_boxes(tracked[0], tracked[1]))
             fresh = ~(iou > MATCH_IOU).any(1)
             off = [(i, j) for j, i in enumerate(iou.argmax(0)) if MATCH_IOU < iou[i, j] < REFRAME_IOU]
             if off:  # the track's points sit off the detected face (say it was born half out of the frame)
