@@ -24,6 +24,7 @@ import torch
 from facelm.data.folder import imread_rgb, list_images
 from facelm.inference.detect import DETECTORS, create_detector
 from facelm.inference.faces import predict_faces
+from facelm.inference.landmarker import Landmarker
 from facelm.inference.loading import load_predictor
 from facelm.inference.video import VideoOptions, predict_video
 
@@ -59,7 +60,8 @@ def main() -> None:
         make_clip(clip, imread_rgb(DATA / "aflw_val" / "image00013.jpg"), args.frames)
         for overlay in (True, False):
             start = time.perf_counter()
-            frames = predict_video(predictor, clip, Path(tmp) / "out", detector, VideoOptions(overlay=overlay))
+            landmarker = Landmarker(args.model, detector, threads=args.threads)
+            frames = predict_video(landmarker, clip, Path(tmp) / "out", VideoOptions(overlay=overlay))
             seconds = time.perf_counter() - start
             print(f"video 640x480: {frames} frames, {frames / seconds:.1f} frames/s "
                   f"({'with' if overlay else 'without'} the overlay video, {args.threads} threads)")

@@ -53,7 +53,7 @@ def test_crop_is_predicted_directly(aflw_test, models, tmp_path, capsys):
     expected = OnnxPredictor(models / "m.onnx").predict(imread_rgb(crop)[None])[0]
     np.testing.assert_allclose(faces[0]["landmarks"], expected, atol=0.0051)  # rounded to 0.01 px
     assert all(round(v, 2) == v for point in faces[0]["landmarks"] for v in point)
-    overlay = imread_rgb(tmp_path / "image00002.png")
+    overlay = imread_rgb(tmp_path / "image00002.jpg")  # a JPEG input gets a JPEG overlay
     assert overlay.shape == (384, 384, 3) and not np.array_equal(overlay, imread_rgb(crop))
 
 
@@ -93,7 +93,7 @@ def test_folder_runs_in_batches(aflw_test, models, tmp_path):
     assert summary.errors == [] and summary.with_faces == 3
     assert landmarker.predictor.calls == [2, 1]
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-        f"image0000{i}.{ext}" for i in (2, 4, 6) for ext in ("json", "png")]
+        f"image0000{i}.{ext}" for i in (2, 4, 6) for ext in ("jpg", "json")]
 
 
 def test_bad_images_are_reported_and_the_rest_still_run(aflw_test, models, tmp_path, capsys):
@@ -111,7 +111,7 @@ def test_bad_images_are_reported_and_the_rest_still_run(aflw_test, models, tmp_p
     assert any("broken.jpg: not a decodable image" in line for line in err)
     assert any("missing.jpg: no such file or folder" in line for line in err)
     # a photo with no face is a result, not an error: its JSON says so
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good.json", "good.png", "wall.json", "wall.png"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good.jpg", "good.json", "wall.json", "wall.png"]
     assert _faces(tmp_path / "out" / "wall.json") == []
     assert "predicted 2 images (1 faces in 1, no face in 1) and 0 videos" in captured.out and "2 errors" in captured.out
 

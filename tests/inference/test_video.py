@@ -13,8 +13,8 @@ import torch
 from facelm.cli import main
 from facelm.data.annot import load_annot
 from facelm.inference.detect import create_detector
-from facelm.inference.framing import landmark_frames
-from facelm.inference.loading import load_predictor
+from facelm.inference.framing import BoxCalibration, landmark_frames
+from facelm.inference.landmarker import Landmarker
 from facelm.inference.one_euro import OneEuroFilter
 from facelm.inference.video import REFRAME, YOUNG_FRAMES, FaceTracker, VideoOptions, predict_video
 from facelm.landmarks68 import box_size, mean_shape
@@ -80,10 +80,19 @@ class ShrinkingModel:
         return np.repeat(((shape - centre) * 0.97 + centre)[None], len(crops), 0).astype(np.float32)
 
 
+class NoDetector:
+    """A detector that never runs (the track below is established): only its calibration is read, for the faces' boxes."""
+
+    calibration = BoxCalibration(0.0, 0.0, 1.0)
+
+    def detect_batch(self, images):
+        raise AssertionError("the detector ran")
+
+
 def test_a_models_systematic_error_does_not_feed_back_through_the_crop():
     """Re-framing each crop from the last points would shrink this track 3 % per frame (0.97^30 = 0.40);
     the held crop keeps it at the size of its first prediction."""
-    tracker = FaceTracker(ShrinkingModel(), detector=None, options=VideoOptions(smooth=False, redetect_every=0), fps=25)
+    tracker = FaceTracker(ShrinkingModel(), detector=NoDetector(), options=VideoOptions(smooth=False, redetect_every=0), fps=25)
     start = mean_shape() * 0.5 + 100
     tracker.tracks = [tracker._new_track(start, tuple(part[0] for part in landmark_frames(start[None])))]
     tracker.tracks[0].born = -YOUNG_FRAMES  # an established track: no detector check (there is no detector)
@@ -141,13 +150,14 @@ def test_tracked_landmarks_follow_a_known_motion_and_smoothing_lowers_jitter(afl
     names, labels = load_annot(aflw_val / "annot.pkl")
     label = np.asarray(labels[names.index("image00013.jpg")], np.float64)
     truth = label[None] + PASTED_AT + true_shift(frames)[:, None]
-    predictor, detector = load_predictor(trained_model), create_detector()
+    landmarker = Landmarker(trained_model, create_detector())
+    predictor = landmarker.predictor
     direct = float(np.linalg.norm(predictor.predict(np.ascontiguousarray(crop)[None])[0] - label, axis=1).mean())
     band = REFRAME["centre"] * float(box_size(label))  # how far the face may move before its crop follows
     runs = {}
     for smooth in (False, True):
         out = tmp_path / f"smooth{smooth}"
-        assert predict_video(predictor, clip, out, detector, VideoOptions(smooth=smooth)) == frames
+        assert predict_video(landmarker, clip, out, VideoOptions(smooth=smooth)) == frames
         ids, runs[smooth] = read_csv(out / "clip.landmarks.csv")
         assert ids[:, 0].tolist() == list(range(frames)) and set(ids[:, 1]) == {0}  # one face, one id throughout
         error = np.linalg.norm(runs[smooth] - truth, axis=2).mean(1)  # px per frame, mean over the 68 points

@@ -93,6 +93,13 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area(a)[:, None] + area(b)[None, :] - inter, 1e-9)
 
 
+def square_boxes(centres: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """Square boxes (K, 4) x0, y0, x1, y1 of sides ``sizes`` (K,) centred at ``centres`` (K, 2): landmark
+    frames as boxes, so that frames are compared by :func:`box_iou` like boxes."""
+    centres, sizes = np.asarray(centres, np.float64).reshape(-1, 2), np.asarray(sizes, np.float64).reshape(-1)
+    return np.concatenate([centres - sizes[:, None] / 2, centres + sizes[:, None] / 2], axis=1)
+
+
 def from_quarter_turn(points: np.ndarray, turns: int, shape: tuple[int, ...]) -> np.ndarray:
     """Points (..., 2) of ``np.rot90(image, turns)`` (continuous coordinates) -> the same points in ``image``
     of ``shape`` (H, W, ...). ``np.rot90`` turns counter-clockwise on screen."""

@@ -87,6 +87,16 @@ class BoxCalibration:
         offset = _rotate(np.tile([[self.dx, self.dy]], (len(side), 1))[:, None], roll)[:, 0]
         return centre + offset * side[:, None], self.scale * side, roll
 
+    def detector_boxes(self, frames: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
+        """Landmark frames (centres, sizes, rolls) -> the square detector boxes (K, 4) this calibration
+        maps to them (its inverse): a box in the sense of a detection, for faces known by their points."""
+        centres, sizes, rolls = (np.asarray(f, np.float64) for f in frames)
+        side = sizes.reshape(-1) / self.scale
+        roll = rolls.reshape(-1) if self.roll else np.zeros(len(side))
+        offset = _rotate(np.tile([[self.dx, self.dy]], (len(side), 1))[:, None], roll)[:, 0]
+        centre = centres.reshape(-1, 2) - offset * side[:, None]
+        return np.concatenate([centre - side[:, None] / 2, centre + side[:, None] / 2], axis=1).astype(np.float32)
+
 
 def fit_box_calibration(boxes: np.ndarray, landmarks: np.ndarray, keypoints: np.ndarray | None = None) -> BoxCalibration:
     """Fit a :class:`BoxCalibration` from matched detector boxes (N, 4), 68-point landmarks (N, 68, 2)

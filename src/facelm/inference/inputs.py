@@ -5,7 +5,7 @@ Each input has a path relative to what was given: a folder's images (not recursi
 names in that folder, a file given directly is its file name. Outputs are named from it, as short
 as stays unique over the whole run (:func:`output_names`):
 
-1. the stem: ``face.jpg`` -> ``face.json`` (+ ``face.png``, ``face.landmarks.csv``, ...);
+1. the stem: ``face.jpg`` -> ``face.json`` (+ the overlay ``face.jpg``, ``face.landmarks.csv``, ...);
 2. inputs whose stems clash keep their suffix: ``face.jpg`` and ``face.png`` -> ``face.jpg.json``
    and ``face.png.json``;
 3. inputs whose file names clash (two folders each holding ``IMG_0001.jpg``) go into a subfolder

@@ -25,8 +25,9 @@ import numpy as np
 
 from facelm.errors import FacelmError
 from facelm.data.pose import pose_from_landmarks
-from facelm.inference.detection import DEFAULT_MIN_SCORE, AnyRotation, Detections, ScoreFloor, check_min_score
-from facelm.inference.faces import frames_of, predict_frames
+from facelm.inference.detection import (DEFAULT_MIN_SCORE, AnyRotation, Detections, ScoreFloor, box_iou, check_min_score,
+                                        square_boxes)
+from facelm.inference.faces import detected_points, frames_of
 from facelm.inference.framing import landmark_frames
 from facelm.landmarks68 import CHALLENGE_SIZE, CROP_BOX_FRACTION, CROP_CENTRE
 
@@ -76,10 +77,7 @@ def crop_frames(sides: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def frame_agreement(expected: tuple[np.ndarray, np.ndarray, np.ndarray], points: np.ndarray) -> np.ndarray:
     """(K,) IoU of the square boxes of expected landmark frames (centres, sizes, rolls) and of the points' frames."""
     got = landmark_frames(points)
-    low = np.maximum(expected[0] - expected[1][:, None] / 2, got[0] - got[1][:, None] / 2)
-    high = np.minimum(expected[0] + expected[1][:, None] / 2, got[0] + got[1][:, None] / 2)
-    inter = np.prod(np.clip(high - low, 0, None), axis=1)
-    return inter / np.maximum(expected[1] ** 2 + got[1] ** 2 - inter, 1e-9)
+    return np.diagonal(box_iou(square_boxes(*expected[:2]), square_boxes(*got[:2]))).copy()
 
 
 def poses_deg(landmarks: np.ndarray) -> np.ndarray:
@@ -160,28 +158,25 @@ class Landmarker:
 
         Each face is predicted twice: in the crop its box and keypoints frame, then in the upright crop
         framed by those first points (their eye line sets the roll), which corrects a roll that the
-        keypoints got a little wrong. Where the keypoints were replaced by a turned search
-        (``first_keypoints``), both framings run and the face keeps the one whose two passes agree best."""
-        frames = [frames_of(self.detector, d) for d in found]
-        points, spread = self._two_passes(rgb, frames)
-        keypoints = [d.keypoints for d in found]
-        if any(d.first_keypoints is not None for d in found):
-            firsts = [d._replace(keypoints=d.keypoints if d.first_keypoints is None else d.first_keypoints) for d in found]
-            other, other_spread = self._two_passes(rgb, [frames_of(self.detector, d) for d in firsts])
-            for i, better in enumerate(o < s for o, s in zip(other_spread, spread)):
-                points[i][better] = other[i][better]
-                keypoints[i] = np.where(better[:, None, None], firsts[i].keypoints, keypoints[i])
-        return [make_faces(d.boxes, d.scores, p, f, k) for d, p, f, k in zip(found, points, frames, keypoints)]
+        keypoints got a little wrong (:func:`~facelm.inference.faces.detected_points`)."""
+        points, _, keypoints = detected_points(self.predictor, self.detector, rgb, found, **self._predict_kwargs())
+        return [make_faces(d.boxes, d.scores, p, frames_of(self.detector, d), k) for d, p, k in zip(found, points, keypoints)]
 
-    def _two_passes(self, rgb: Sequence[np.ndarray], frames: list) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """Points predicted in ``frames``, then in the frames of those points -> (second points, their
-        mean distance to the first in face sizes) per image: a face framed the wrong way up moves more."""
-        kwargs = self._predict_kwargs()
-        first = predict_frames(self.predictor, rgb, frames, **kwargs)
-        refined = [landmark_frames(p) for p in first]
-        second = predict_frames(self.predictor, rgb, refined, **kwargs)
-        spread = [np.linalg.norm(b - a, axis=-1).mean(-1) / np.maximum(f[1], 1e-9) for a, b, f in zip(first, second, refined)]
-        return second, spread
+    def track(self, frames, color: str = "bgr", fps: float | None = None, smooth: bool = True, min_cutoff: float = 1.0,
+              beta: float = 10.0, d_cutoff: float = 1.0, redetect_every: int = 30):
+        """Faces followed through a video or a stream, frame by frame, as ``facelm predict clip.mp4`` does:
+        a generator of :class:`~facelm.inference.video.TrackedFrame` (``index``, ``time_s``, ``image``,
+        ``faces``: :class:`~facelm.inference.video.TrackedFace`, a :class:`Face` with a track ``id``).
+
+        ``frames``: an open ``cv2.VideoCapture`` (a webcam: ``cv2.VideoCapture(0)``), a video file's
+        path, or any iterable of images as :meth:`__call__` takes them, in ``color`` order. ``fps``: the
+        frame rate the smoothing times the frames by (default: the capture's, else 30). Each face's crop
+        is carried from frame to frame by the optical flow of its points, the detector runs when a face
+        is lost and every ``redetect_every`` frames, and the points are smoothed by a One Euro filter
+        (``smooth``, ``min_cutoff``, ``beta``, ``d_cutoff``; :mod:`facelm.inference.video` has the details)."""
+        from facelm.inference.video import VideoOptions, track_frames
+
+        return track_frames(self, frames, color, fps, VideoOptions(smooth, min_cutoff, beta, d_cutoff, redetect_every))
 
     def crops(self, crops: np.ndarray | Sequence[np.ndarray], color: str = "bgr") -> list[Face]:
         """Ready-made face crops framed like the challenge's (square, the face centred as in

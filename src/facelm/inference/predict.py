@@ -16,9 +16,12 @@ crop (no re-cropping); ``--crops`` / ``--detect`` force either path. Images are 
 in chunks of ``--batch-size``.
 
 Every input image gets ``<out>/<name>.json`` (``faces: []`` when none is found) and, unless
-``--no-overlay``, ``<out>/<name>.png`` with the points drawn (``--lines``: the contours), both
-written atomically; names come from :mod:`facelm.inference.inputs` (unique, never an input).
-Videos (:data:`VIDEO_SUFFIXES`) are tracked frame to frame (:mod:`facelm.inference.video`). The
+``--no-overlay``, an overlay with the points drawn (``--lines``: the contours; :mod:`facelm.inference.drawing`),
+``<out>/<name>.jpg`` (``.png`` for a PNG input), both written atomically; names come from
+:mod:`facelm.inference.inputs` (unique, never an input). Videos (:data:`VIDEO_SUFFIXES`) are
+tracked frame to frame by :meth:`Landmarker.track` (:mod:`facelm.inference.video`), with the same
+model, detector, ``--min-score`` and ``--hflip-tta``; ``--box``, ``--boxes`` and ``--crops`` are for
+photos and refused for videos. The
 JSON holds the model id and the coordinate convention (:data:`~facelm.inference.landmarker.COORDINATES`)
 and coordinates rounded to 0.01 px. An unreadable image, a missing input or an empty folder is
 reported on one stderr line and the rest still run; the summary counts images with faces, with
@@ -42,8 +45,9 @@ from facelm.data.folder import imread_rgb
 from facelm.data.limits import positive_int
 from facelm.errors import FacelmError
 from facelm.inference.inputs import PHOTO_SUFFIXES, VIDEO_SUFFIXES
+from facelm.inference.detection import box_iou, square_boxes
+from facelm.inference.drawing import draw_faces
 from facelm.inference.landmarker import COORDINATES, Face, Landmarker, checked_boxes, crop_frames
-from facelm.landmarks68 import CLOSED_GROUPS, GROUPS
 
 MODES = ("auto", "crops", "detect")
 #: a square image is taken as a challenge-style crop when its one detected face's expected landmark
@@ -197,12 +201,18 @@ def _framed_like_a_crop(landmarker: Landmarker, image: np.ndarray, found) -> boo
     h, w = image.shape[:2]
     if h != w or len(found.boxes) != 1:
         return False
-    centres, sizes, rolls = landmarker.detector.calibration.landmark_frames(found.boxes, found.keypoints)
+    centres, sizes, _ = landmarker.detector.calibration.landmark_frames(found.boxes, found.keypoints)
     expected = crop_frames(np.array([w]))
-    low = np.maximum(expected[0] - expected[1][:, None] / 2, centres - sizes[:, None] / 2)
-    high = np.minimum(expected[0] + expected[1][:, None] / 2, centres + sizes[:, None] / 2)
-    inter = float(np.prod(np.clip(high - low, 0, None)))
-    return inter / (expected[1][0] ** 2 + sizes[0] ** 2 - inter) >= CROP_AGREEMENT
+    return float(box_iou(square_boxes(*expected[:2]), square_boxes(centres, sizes))[0, 0]) >= CROP_AGREEMENT
+
+
+#: JPEG quality of overlays (a 2.4 MP photo's overlay is then a few hundred kB, not 3.6 MB of PNG)
+JPEG_QUALITY = 90
+
+
+def overlay_suffix(path: Path) -> str:
+    """An input photo's overlay format: PNG for a PNG (lossless stays lossless), JPEG for the rest."""
+    return ".png" if path.suffix.lower() == ".png" else ".jpg"
 
 
 def _write(out: Path, name: str, path: Path, image: np.ndarray, how: str, faces: list[Face], model: str,
@@ -212,27 +222,13 @@ def _write(out: Path, name: str, path: Path, image: np.ndarray, how: str, faces:
               "read_as": how, "faces": [face.to_dict() for face in faces]}
     write_json(out / f"{name}.json", record)
     if options.overlay:
-        ok, png = cv2.imencode(".png", cv2.cvtColor(draw_faces(image, faces, how == "crop", options.lines), cv2.COLOR_RGB2BGR))
-        with atomic_open(out / f"{name}.png", "wb") as handle:
-            handle.write(png.tobytes())
-
-
-def draw_faces(image: np.ndarray, faces: list[Face], whole_image: bool = False, lines: bool = False) -> np.ndarray:
-    """The image with each face's box (unless the face is the whole image) and 68 points (``lines``: contours) drawn."""
-    canvas = image.copy()
-    radius = max(1, round(max(image.shape[:2]) / 300))
-    for face in faces:
-        if not whole_image:
-            x0, y0, x1, y1 = face.box
-            cv2.rectangle(canvas, (round(x0), round(y0)), (round(x1), round(y1)), (255, 200, 0), radius)
-        if lines:
-            for group, index in GROUPS.items():
-                # cv2 pixel centres: the continuous point x lies in pixel floor(x), drawn at its centre
-                polyline = np.floor(face.landmarks[index]).astype(np.int32)[:, None]
-                cv2.polylines(canvas, [polyline], group in CLOSED_GROUPS, (0, 200, 255), max(1, radius // 2), cv2.LINE_AA)
-        for x, y in face.landmarks:
-            cv2.circle(canvas, (int(np.floor(x)), int(np.floor(y))), radius, (0, 255, 0), -1, cv2.LINE_AA)
-    return canvas
+        suffix = overlay_suffix(path)
+        drawn = cv2.cvtColor(draw_faces(image, faces, how == "crop", options.lines), cv2.COLOR_RGB2BGR)
+        ok, encoded = cv2.imencode(suffix, drawn, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY] if suffix == ".jpg" else [])
+        if not ok:
+            raise FacelmError(f"OpenCV cannot encode the overlay as {suffix}", out / f"{name}{suffix}")
+        with atomic_open(out / f"{name}{suffix}", "wb") as handle:
+            handle.write(encoded.tobytes())
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -264,11 +260,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hflip-tta", action="store_const", const=True, default=None,
                         help="average with the mirrored prediction (default: the model's own setting)")
     parser.add_argument("--no-overlay", dest="overlay", action="store_false",
-                        help="write no overlay (images: no PNG; videos: no overlay video)")
+                        help="write no overlay (photos: no JPEG/PNG; videos: no overlay video)")
     parser.add_argument("--lines", action="store_true", help="draw the face contours in the overlays, not only the points")
     parser.set_defaults(mode="auto")
     from facelm.inference.video import add_video_arguments
     add_video_arguments(parser.add_argument_group("videos"))
+
+
+def refuse_photo_options(args: argparse.Namespace, videos: list[Path]) -> None:
+    """Options that only photos take (given boxes, ready-made crops) refused for a run with videos, in one line."""
+    given = [flag for flag, on in (("--box", args.box), ("--boxes", args.boxes), ("--crops", args.mode == "crops")) if on]
+    if given and videos:
+        raise FacelmError(f"{' and '.join(given)} apply to photos; videos are tracked from the detector "
+                          f"({videos[0].name}): run the videos without {given[0]}")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -282,7 +286,9 @@ def main(args: argparse.Namespace) -> int:
         raise FacelmError(f"nothing to predict: {'; '.join(missing)}")
     out, names = Path(args.out), output_names(items)
     is_video = [item.path.suffix.lower() in VIDEO_SUFFIXES for item in items]
-    suffixes = [(".landmarks.csv", ".overlay.mp4") if video else (".json", ".png") for video in is_video]
+    refuse_photo_options(args, [item.path for item, video in zip(items, is_video) if video])
+    suffixes = [(".landmarks.csv", ".overlay.mp4") if video else (".json", overlay_suffix(item.path))
+                for item, video in zip(items, is_video)]
     check_out_folder(out, items, [out / f"{name}{s}" for name, pair in zip(names, suffixes) for s in pair])
     landmarker = Landmarker(args.model, args.detector, args.threads, args.device, args.hflip_tta, args.min_score)
     images = [(item.path, name) for item, name, video in zip(items, names, is_video) if not video]
@@ -292,8 +298,7 @@ def main(args: argparse.Namespace) -> int:
     for item, name, video in zip(items, names, is_video):
         if video:
             try:
-                predict_video(landmarker.predictor, item.path, out, landmarker.detector, options, args.batch_size,
-                              name=name, model=landmarker.model_id)
+                predict_video(landmarker, item.path, out, options, name=name, lines=args.lines)
                 videos += 1
             except FacelmError as err:
                 summary.errors.append(str(err))

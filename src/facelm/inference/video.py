@@ -1,8 +1,11 @@
 """Landmarks on video: faces tracked from frame to frame, smoothed, written per frame with an overlay video.
 
-    facelm predict clip.mp4 --out tracked/
+    for frame in facelm.Landmarker().track(cv2.VideoCapture(0)):   # any iterable of frames, or a capture
+        frame.faces                                                 # [TrackedFace(id, landmarks, ...), ...]
+
+    facelm predict clip.mp4 --out tracked/                          # the same tracker, written to files
     -> tracked/clip.landmarks.csv  (model, frame, time_s, face, source, score, box_x0..box_y1, x0, y0, ..., x67, y67;
-                                    coordinates as in facelm.inference.landmarker.COORDINATES, 0.01 px)
+                                    TrackedFace's fields, coordinates as in facelm.inference.landmarker.COORDINATES, 0.01 px)
        tracked/clip.overlay.mp4    (the clip with each face's points and id drawn)
 
 Tracking (:class:`FaceTracker`): the detector finds the faces on the first frame (a second pass
@@ -31,16 +34,18 @@ import contextlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 import cv2
 import numpy as np
 
 from facelm.atomic import atomic_open, atomic_path
 from facelm.errors import FacelmError
-from facelm.inference.detection import box_iou
-from facelm.inference.faces import frames_of, predict_frames
+from facelm.inference.detection import Detections, box_iou, square_boxes
+from facelm.inference.drawing import draw_faces
+from facelm.inference.faces import detected_points, frames_of, predict_frames
 from facelm.inference.framing import landmark_frames
+from facelm.inference.landmarker import COLORS, Face, frame_agreement, poses_deg, to_rgb
 from facelm.inference.one_euro import OneEuroFilter
 from facelm.inference.point_flow import agreement, face_motion, flow_points, move_frames
 from facelm.landmarks68 import bbox
@@ -74,6 +79,15 @@ class VideoOptions:
     redetect_every: int = 30  # frames; 0: only when a face is lost or none is tracked
     overlay: bool = True
 
+    def checked(self) -> "VideoOptions":
+        """These options, or a FacelmError saying which one is out of range."""
+        if not (self.min_cutoff > 0 and self.d_cutoff > 0 and self.beta >= 0):
+            raise FacelmError(f"min_cutoff (--min-cutoff) and d_cutoff (--d-cutoff) must be > 0 and beta (--beta) >= 0, "
+                              f"got {self.min_cutoff}, {self.d_cutoff}, {self.beta}")
+        if not (isinstance(self.redetect_every, int) and self.redetect_every >= 0):
+            raise FacelmError(f"redetect_every (--redetect-every) must be a whole number >= 0, got {self.redetect_every!r}")
+        return self
+
 
 @dataclass
 class Track:
@@ -81,6 +95,7 @@ class Track:
     landmarks: np.ndarray  # raw (68, 2) of the last frame
     crop: tuple[np.ndarray, np.ndarray, np.ndarray]  # centre (2,), size (), roll () of the next crop
     smoother: OneEuroFilter | None
+    framed: tuple  # the landmark frame (centre, size, roll) the last points were predicted in
     still: int = 0  # frames the points have stayed put
     settled: bool = True  # crop centred on the points since it last moved
     source: str = "detect"  # how this frame's crop was framed: detect | track
@@ -89,16 +104,33 @@ class Track:
     born: int = 0  # the frame it started on, or its points last reached the frame's edge
 
 
-@dataclass
-class TrackedFace:
-    id: int
-    source: str
-    landmarks: np.ndarray  # smoothed (68, 2)
-    score: float = 1.0
+@dataclass(frozen=True)
+class TrackedFace(Face):
+    """One face of one video frame: a :class:`~facelm.inference.landmarker.Face` with its track.
+
+    ``id``: the track id, the same for one face from frame to frame (a face lost and found again
+    near where it was within :data:`REID_SECONDS` gets its id back); ``source``: ``detect`` (framed
+    from the detector on this frame) or ``track`` (from its points on the last frame);
+    ``landmarks``: the smoothed points; ``score``: face presence, the detector's score on a detect
+    frame, then the fraction of the points the optical flow confirms; ``box``: the detector box of
+    those points (the detector's calibration inverted, square; a box ``boxes=`` takes);
+    ``confidence`` and ``pose`` as for photos; no ``keypoints``.
+    """
+
+    id: int = 0
+    source: str = "detect"
+
+    def to_dict(self, decimals: int = 2) -> dict:
+        return {"id": self.id, "source": self.source, **super().to_dict(decimals)}
 
 
-def _square_boxes(centres: np.ndarray, sizes: np.ndarray) -> np.ndarray:
-    return np.concatenate([centres - sizes[:, None] / 2, centres + sizes[:, None] / 2], axis=1)
+class TrackedFrame(NamedTuple):
+    """What :meth:`facelm.Landmarker.track` yields per frame."""
+
+    index: int  # 0, 1, ... in the order the frames came
+    time_s: float  # index / fps
+    image: np.ndarray  # the frame as given
+    faces: list[TrackedFace]
 
 
 def plausible(before: tuple[np.ndarray, np.ndarray, np.ndarray], after: tuple[np.ndarray, np.ndarray, np.ndarray],
@@ -134,20 +166,21 @@ class FaceTracker:
     options: VideoOptions
     fps: float
     batch_size: int = 64
+    predict_kwargs: dict = field(default_factory=dict)  # the predictor's options (hflip_tta), as for photos
     tracks: list[Track] = field(default_factory=list)
     lost: list[Track] = field(default_factory=list)  # recently lost tracks, for their ids
     _next_id: int = 0
     _previous: np.ndarray | None = None  # the last frame, grey
 
     def _new_track(self, landmarks: np.ndarray, crop: tuple[np.ndarray, np.ndarray, np.ndarray],
-                   score: float = 1.0, index: int = 0) -> Track:
+                   score: float = 1.0, index: int = 0, framed: tuple | None = None) -> Track:
         o = self.options
         smoother = OneEuroFilter(o.min_cutoff, o.beta, o.d_cutoff) if o.smooth else None
         centre = landmark_frames(landmarks[None])[0][0]
         track_id = self._reclaim_id(centre, float(crop[1]), index)
         if track_id is None:
             track_id, self._next_id = self._next_id, self._next_id + 1
-        return Track(track_id, landmarks, crop, smoother, score=score, seen=index, born=index)
+        return Track(track_id, landmarks, crop, smoother, crop if framed is None else framed, score=score, seen=index, born=index)
 
     def _reclaim_id(self, centre: np.ndarray, size: float, index: int) -> int | None:
         """The id of the nearest recently lost track this face may be (see :data:`REID_SECONDS`), forgotten once taken."""
@@ -174,14 +207,14 @@ class FaceTracker:
         if not self.tracks:
             return False
         crops, moved, kept = self._carried_crops(grey)
-        points = predict_frames(self.predictor, [frame], [crops], self.batch_size)[0]
+        points = predict_frames(self.predictor, [frame], [crops], self.batch_size, **self.predict_kwargs)[0]
         after = landmark_frames(points)
         scores = np.array([t.score for t in self.tracks]) if moved is None else agreement(points, moved, kept, after[1])
         ok = plausible(crops, after, frame.shape) & (scores >= MIN_SCORE)
         for track, new, crop, new_frame, score in zip(self.tracks, points, zip(*crops), zip(*after), scores):
             moved_points = np.linalg.norm(new - track.landmarks, axis=1).mean() > STILL_FRACTION * track.crop[1]
             track.still = 0 if moved_points else track.still + 1
-            track.landmarks, track.source, track.score = new, "track", float(score)
+            track.landmarks, track.source, track.score, track.framed = new, "track", float(score), crop
             track.crop, changed = reframed(crop, new_frame)
             if changed:
                 track.settled = False
@@ -195,38 +228,38 @@ class FaceTracker:
             track.seen = index
         return not ok.all()
 
-    def _framed(self, frame: np.ndarray, frames: tuple) -> tuple[np.ndarray, tuple]:
-        """Detector landmark frames -> (points, crops): predicted there, then again in the training-like frame of those points."""
-        points = predict_frames(self.predictor, [frame], [frames], self.batch_size)[0]
-        crops = landmark_frames(points)
-        points = predict_frames(self.predictor, [frame], [crops], self.batch_size)[0]
-        return points, tuple(reframed(crop, new)[0] for crop, new in zip(zip(*crops), zip(*landmark_frames(points))))
+    def _framed(self, frame: np.ndarray, found: Detections) -> tuple[np.ndarray, list[tuple], list[tuple]]:
+        """Detections -> (points, the frames they were predicted in, the next crops), framed as photos are
+        (:func:`~facelm.inference.faces.detected_points`: two passes, the better of two roll guesses)."""
+        [points], [framed], _ = detected_points(self.predictor, self.detector, [frame], [found], self.batch_size,
+                                                **self.predict_kwargs)
+        framed = list(zip(*framed))
+        return points, framed, [reframed(crop, new)[0] for crop, new in zip(framed, zip(*landmark_frames(points)))]
 
     def _detect(self, frame: np.ndarray, scheduled: bool, index: int) -> None:
         """Start tracks for detected faces nobody tracks; re-frame a track from its detection when the two
         disagree (:data:`REFRAME_IOU`); on a scheduled run, drop tracks the detector no longer sees."""
         found = self.detector.detect_batch([frame])[0]
-        centres, sizes, rolls = frames_of(self.detector, found)
-        scores = found.scores
+        centres, sizes, _ = frames_of(self.detector, found)
         fresh = np.ones(len(sizes), bool)
         if self.tracks and len(sizes):
             tracked = landmark_frames(np.stack([t.landmarks for t in self.tracks]))
-            iou = box_iou(_square_boxes(centres, sizes), _square_boxes(tracked[0], tracked[1]))
+            iou = box_iou(square_boxes(centres, sizes), square_boxes(tracked[0], tracked[1]))
             fresh = ~(iou > MATCH_IOU).any(1)
             off = [(i, j) for j, i in enumerate(iou.argmax(0)) if MATCH_IOU < iou[i, j] < REFRAME_IOU]
             if off:  # the track's points sit off the detected face (say it was born half out of the frame)
-                rows = np.array([i for i, _ in off])
-                points, crops = self._framed(frame, (centres[rows], sizes[rows], rolls[rows]))
-                for (i, j), p, crop in zip(off, points, crops):
+                for (i, j), p, framed, crop in zip(off, *self._framed(frame, found.take(np.array([i for i, _ in off])))):
                     track = self.tracks[j]
-                    track.landmarks, track.crop, track.source, track.score = p, crop, "detect", float(scores[i])
+                    track.landmarks, track.crop, track.framed = p, crop, framed
+                    track.source, track.score = "detect", float(found.scores[i])
         if scheduled and self.tracks:
             seen = (iou > MATCH_IOU).any(0) if len(sizes) else np.zeros(len(self.tracks), bool)
             self.lost += [t for t, s in zip(self.tracks, seen) if not s]
             self.tracks = [t for t, s in zip(self.tracks, seen) if s]
         if fresh.any():
-            points, crops = self._framed(frame, (centres[fresh], sizes[fresh], rolls[fresh]))
-            self.tracks += [self._new_track(p, crop, float(score), index) for p, crop, score in zip(points, crops, scores[fresh])]
+            new = found.take(fresh)
+            self.tracks += [self._new_track(p, crop, float(score), index, framed)
+                            for p, framed, crop, score in zip(*self._framed(frame, new), new.scores)]
 
     def _needs_detector(self, frame_shape: tuple[int, ...], index: int) -> bool:
         """A track started, or its points reached the frame's edge (a face entering or leaving, framed from
@@ -246,13 +279,77 @@ class FaceTracker:
         if lost or scheduled or not self.tracks or self._needs_detector(frame.shape, index):
             self._detect(frame, scheduled, index)
         self._previous = grey
-        out = []
-        for track in self.tracks:
-            points = track.landmarks
-            if track.smoother is not None:
-                points = track.smoother(index / self.fps, points, scale=float(landmark_frames(points[None])[1][0]))
-            out.append(TrackedFace(track.id, track.source, points.astype(np.float32), track.score))
-        return out
+        return self._faces(index)
+
+    def _faces(self, index: int) -> list[TrackedFace]:
+        """The tracks as faces of frame ``index``: points smoothed (the tracks keep the raw ones)."""
+        if not self.tracks:
+            return []
+        raw = np.stack([t.landmarks for t in self.tracks]).astype(np.float64)
+        sizes = landmark_frames(raw)[1]
+        points = np.stack([p if t.smoother is None else t.smoother(index / self.fps, p, scale=float(size))
+                           for t, p, size in zip(self.tracks, raw, sizes)]).astype(np.float32)
+        framed = tuple(np.stack(parts) for parts in zip(*(t.framed for t in self.tracks)))
+        confidence = frame_agreement(framed, raw)
+        boxes = self.detector.calibration.detector_boxes(landmark_frames(points))
+        poses = poses_deg(points)
+        return [TrackedFace(box, t.score, p, float(c), pose, None, t.id, t.source)
+                for t, box, p, c, pose in zip(self.tracks, boxes, points, confidence, poses)]
+
+
+def _frames_of(source, fps: float | None) -> tuple[Iterator, float, object]:
+    """What :func:`track_frames` reads -> (an iterator of its frames, frames per second, a capture to
+    release at the end or None). ``source``: a video file's path (opened here), an open
+    ``cv2.VideoCapture`` (or anything with its ``read()`` and ``get()``), or any iterable of images."""
+    owned = None
+    if isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        source = owned = cv2.VideoCapture(path)
+        if not source.isOpened():
+            raise FacelmError("cannot open the video", path)
+    if hasattr(source, "read") and hasattr(source, "get"):
+        if hasattr(source, "isOpened") and not source.isOpened():
+            raise FacelmError("the video capture is not open (no such camera, or a file OpenCV cannot read)")
+        fps = fps or source.get(cv2.CAP_PROP_FPS) or 30.0
+
+        def read() -> Iterator:
+            while True:
+                ok, image = source.read()
+                if not ok:
+                    return
+                yield image
+
+        return read(), fps, owned
+    try:
+        return iter(source), fps or 30.0, None
+    except TypeError:
+        raise FacelmError(f"frames must be an iterable of images, a cv2.VideoCapture or a video's path, "
+                          f"got {type(source).__name__}") from None
+
+
+def track_frames(landmarker, frames, color: str = "bgr", fps: float | None = None,
+                 options: VideoOptions = VideoOptions()) -> Iterator[TrackedFrame]:
+    """:meth:`facelm.Landmarker.track`: the frames' faces tracked by one :class:`FaceTracker` (its predictor,
+    detector and ``hflip_tta``), one :class:`TrackedFrame` per frame as it comes. Bad options, a source
+    that is not one and a capture that is not open are refused here, before the first frame."""
+    options = options.checked()
+    if fps is not None and not (isinstance(fps, (int, float)) and fps > 0):
+        raise FacelmError(f"fps must be a number > 0, got {fps!r}")
+    if color not in COLORS:
+        raise FacelmError(f"color must be one of {', '.join(COLORS)}, got {color!r}")
+    source, fps, owned = _frames_of(frames, fps)
+    tracker = FaceTracker(landmarker.predictor, landmarker.detector, options, float(fps),
+                          predict_kwargs=landmarker._predict_kwargs())
+
+    def run() -> Iterator[TrackedFrame]:
+        try:
+            for index, image in enumerate(source):
+                yield TrackedFrame(index, index / tracker.fps, image, tracker.update(to_rgb(image, color, index), index))
+        finally:
+            if owned is not None:
+                owned.release()
+
+    return run()
 
 
 def csv_header() -> str:
@@ -261,25 +358,13 @@ def csv_header() -> str:
 
 
 def csv_rows(index: int, fps: float, faces: list[TrackedFace], model: str = "") -> str:
-    """One CSV line per face; coordinates in pixels to 0.01 px (the box is the points' box)."""
+    """One CSV line per face; coordinates in pixels to 0.01 px (the box is :attr:`TrackedFace.box`, a detector's box)."""
     rows = []
     for face in faces:
-        numbers = np.concatenate([bbox(face.landmarks), face.landmarks.reshape(-1)])
+        numbers = np.concatenate([face.box, face.landmarks.reshape(-1)])
         rows.append(f"{model},{index},{index / fps:.4f},{face.id},{face.source},{face.score:.3f},"
                     + ",".join(f"{v:.2f}" for v in numbers) + "\n")
     return "".join(rows)
-
-
-def draw_tracked(frame: np.ndarray, faces: list[TrackedFace]) -> np.ndarray:
-    """The frame with each face's 68 points and id drawn (RGB)."""
-    canvas = frame.copy()
-    radius = max(1, round(max(frame.shape[:2]) / 300))
-    for face in faces:
-        for x, y in face.landmarks:
-            cv2.circle(canvas, (int(np.floor(x)), int(np.floor(y))), radius, (0, 255, 0), -1, cv2.LINE_AA)
-        x0, y0 = bbox(face.landmarks)[:2]
-        cv2.putText(canvas, str(face.id), (int(x0), max(12, int(y0) - 6)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 200, 0), 1)
-    return canvas
 
 
 @contextlib.contextmanager
@@ -308,31 +393,27 @@ def video_writer(path: Path, fps: float) -> Iterator:
             staged.unlink(missing_ok=True)
 
 
-def predict_video(predictor, path: Path, out: Path, detector, options: VideoOptions = VideoOptions(),
-                  batch_size: int = 64, name: str | None = None, model: str = "") -> int:
-    """Track and write ``<out>/<name>.landmarks.csv`` (+ ``<name>.overlay.mp4``), both atomically -> frames read.
-
-    ``name`` defaults to the video's stem; ``model`` (the model id) fills the CSV's model column."""
+def predict_video(landmarker, path: Path, out: Path, options: VideoOptions = VideoOptions(), name: str | None = None,
+                  lines: bool = False) -> int:
+    """Track the video's faces with ``landmarker`` (:meth:`facelm.Landmarker.track`) and write
+    ``<out>/<name>.landmarks.csv`` (+ ``<name>.overlay.mp4``, ``lines``: with the contours), both
+    atomically -> frames read. ``name`` defaults to the video's stem."""
     name = path.stem if name is None else name
     capture = cv2.VideoCapture(str(path))
     if not capture.isOpened():
         raise FacelmError("cannot open the video", path)
     fps = capture.get(cv2.CAP_PROP_FPS) or 30.0
-    tracker = FaceTracker(predictor, detector, options, fps, batch_size)
     frames = 0
     try:
         with contextlib.ExitStack() as stack:
             table = stack.enter_context(atomic_open(out / f"{name}.landmarks.csv"))
             write = stack.enter_context(video_writer(out / f"{name}.overlay.mp4", fps)) if options.overlay else None
             table.write(csv_header())
-            while True:
-                ok, bgr = capture.read()
-                if not ok:
-                    break
-                faces = tracker.update(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), frames)
-                table.write(csv_rows(frames, fps, faces, model))
+            for frame in track_frames(landmarker, capture, "bgr", fps, options):
+                table.write(csv_rows(frame.index, fps, frame.faces, landmarker.model_id))
                 if write is not None:
-                    write(cv2.cvtColor(draw_tracked(bgr[:, :, ::-1], faces), cv2.COLOR_RGB2BGR))
+                    drawn = draw_faces(np.ascontiguousarray(frame.image[:, :, ::-1]), frame.faces, lines=lines)
+                    write(cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
                 frames += 1
             if frames == 0:
                 raise FacelmError("no frame could be decoded from the video", path)
@@ -356,9 +437,4 @@ def add_video_arguments(group) -> None:
 
 def video_options(args: argparse.Namespace) -> VideoOptions:
     """The video options of parsed ``facelm predict`` arguments, checked."""
-    if args.min_cutoff <= 0 or args.d_cutoff <= 0 or args.beta < 0:
-        raise FacelmError(f"--min-cutoff and --d-cutoff must be > 0 and --beta >= 0 "
-                          f"(got {args.min_cutoff}, {args.d_cutoff}, {args.beta})")
-    if args.redetect_every < 0:
-        raise FacelmError(f"--redetect-every must be >= 0, got {args.redetect_every}")
-    return VideoOptions(args.smooth, args.min_cutoff, args.beta, args.d_cutoff, args.redetect_every, args.overlay)
+    return VideoOptions(args.smooth, args.min_cutoff, args.beta, args.d_cutoff, args.redetect_every, args.overlay).checked()
