@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from facelm.challenge.evaluate import evaluate
 from facelm.inference.loading import load_predictor
@@ -24,7 +25,8 @@ def test_card_quotes_the_evaluation_and_the_weight_size(tiny_pipeline, demo_data
     scores, _, _ = evaluate(load_predictor(model_pt), demo_data / "aflw_val")
     assert card["scores"]["nme_384"] == pytest.approx(scores["nme_384"], rel=1e-5)
     model, _ = load_model(model_pt)
-    assert card["params"] == sum(p.numel() for p in model.parameters())
+    aux = sum(p.numel() for p in getattr(model, "aux", torch.nn.Identity()).parameters())  # PFLD's training-only branch
+    assert card["params"] == sum(p.numel() for p in model.parameters()) - aux
     assert card["float32_mb"] == pytest.approx(card["params"] * 4 / 2**20)
     assert card["ort_ms_per_face_1_thread"] > 0 and card["hflip_tta"] is False
     assert card["host"]["load_1min"] >= 0  # the ms depend on the host and what ran there: the card says how loaded it was
@@ -32,6 +34,7 @@ def test_card_quotes_the_evaluation_and_the_weight_size(tiny_pipeline, demo_data
     assert f"(load average {card['host']['load_1min']:.2f} while timed)" in text
     assert f"**{scores['nme_384']:.3f}**" in text and "| 60-90° |" in text
     assert "synthetics_train" in text  # what it was trained on
+    assert "drawn by facelm" in text and "FaceSynthetics" not in text  # the demo data, under its own terms
 
 
 def test_card_refuses_a_bad_run_count(tiny_pipeline, demo_data, tmp_path):

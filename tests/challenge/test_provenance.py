@@ -53,3 +53,14 @@ def test_an_ensemble_is_compliant_only_if_every_member_is():
     assert not merged["challenge_compliant"] and len(merged["sources"]) == 2  # the shared set listed once
     assert merge_provenance([clean, clean])["challenge_compliant"]
     assert merge_provenance([{"sources": [], "challenge_compliant": False}]) is None
+
+
+def test_demo_data_is_listed_as_drawn_by_facelm_not_under_facesynthetics_terms(tmp_path):
+    """make-demo-data's folders carry the challenge sets' names; their record says what they are."""
+    from facelm.data.demo import make_demo_data
+
+    make_demo_data(tmp_path, n_train=2, n_val=1, n_test=1)
+    record = provenance({**_config(["synthetics_train"]), "data_dir": str(tmp_path)})
+    (source,) = record["sources"]
+    assert "drawn by facelm" in source["source"] and "FaceSynthetics" not in source["terms"]
+    assert "FaceSynthetics" not in "\n".join(provenance_markdown(record))

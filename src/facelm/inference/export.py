@@ -41,6 +41,7 @@ from facelm.atomic import atomic_path
 from facelm.errors import FacelmError
 from facelm.inference.onnx_predictor import CARD_FORMAT, read_onnx_card
 from facelm.landmarks68 import CHALLENGE_SIZE, CROP_BOX_FRACTION, CROP_CENTRE
+from facelm.models.base import count_params
 
 OPSET = 18
 INPUT_NAME = "image"
@@ -171,7 +172,7 @@ def _export_card(card: dict, onnx_file: Path, name: str, s: int, graph: nn.Modul
                                  "its centre at landmark_box_centre (fractions of the side); facelm.inference.framing"},
         **card,
         "size_mb": onnx_file.stat().st_size / 2**20,  # of the graph; the card adds a few kB
-        "params": sum(p.numel() for p in graph.parameters()),
+        "params": count_params(graph),  # without training-only branches (PFLD's auxiliary net), as exported
         "flops": flops,
         "gflops": round(flops / 1e9, 4),
         "opset": OPSET,

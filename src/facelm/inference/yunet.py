@@ -2,7 +2,7 @@
 
 Finds turned faces the Haar cascade misses (198 of the 199 aflw_val crops) and gives 5 keypoints
 (eyes, nose tip, mouth corners) that set the crop's roll. ``yuface==2023.5.1`` has wheels for
-CPython 3.11 on Linux x86_64 and Windows only; elsewhere use ``--detector centerface``.
+CPython 3.11 on Linux x86_64 and Windows only; elsewhere ``auto`` runs the bundled MTCNN.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def _load_yuface():
         from yuface.yuface import detect
     except ImportError as err:
         raise FacelmError("detector 'yunet' needs the yuface package (pip install yuface==2023.5.1; wheels for "
-                          f"CPython 3.11 on Linux x86_64 and Windows): {err}; try --detector centerface") from None
+                          f"CPython 3.11 on Linux x86_64 and Windows): {err}; try --detector mtcnn") from None
     finally:
         if previous is None:
             del os.environ["OMP_NUM_THREADS"]

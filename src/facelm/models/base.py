@@ -69,15 +69,30 @@ class LandmarkModel(nn.Module):
         return total, {"points": float(total.detach())}
 
 
+def _training_only(model: nn.Module) -> set[int]:
+    """ids of the parameters and buffers of every submodule named in a module's ``training_only``
+    (branches used by the training loss alone, such as PFLD's auxiliary pose net: never exported)."""
+    skip = set()
+    for module in model.modules():
+        for name in getattr(module, "training_only", ()):
+            branch = getattr(module, name)
+            skip |= {id(t) for t in (*branch.parameters(), *branch.buffers())}
+    return skip
+
+
 def count_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
+    """Parameters of the network as it predicts (training-only branches left out, as in the export)."""
+    skip = _training_only(model)
+    return sum(p.numel() for p in model.parameters() if id(p) not in skip)
 
 
 def model_size_mb(model: nn.Module) -> float:
-    """Size of the saved float32 weights: all state-dict tensors at 4 bytes each, in MiB (2^20 bytes).
+    """Size of the saved float32 weights: all state-dict tensors at 4 bytes each, in MiB (2^20 bytes),
+    less the training-only branches (what an export keeps; what the challenge's budget counts).
 
     Buffers count too (they are saved); integer bookkeeping buffers such as BatchNorm's
     ``num_batches_tracked`` are counted at float32 size as well, a negligible overestimate.
     """
-    n = sum(t.numel() for t in model.state_dict().values())
+    skip = _training_only(model)
+    n = sum(t.numel() for t in model.state_dict(keep_vars=True).values() if id(t) not in skip)
     return n * 4 / 2**20

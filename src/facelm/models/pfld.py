@@ -55,7 +55,10 @@ def _ch(c: int, width: float) -> int:
 
 
 class PFLD(LandmarkModel):
-    """PFLD with a width multiplier (the paper's 0.25x and 1x)."""
+    """PFLD with a width multiplier (the paper's 0.25x and 1x). The auxiliary pose branch serves the
+    training loss alone: it is not exported, nor counted in the parameters and MB."""
+
+    training_only = ("aux",)
 
     def __init__(self, width: float = 1.0, pose_weight: float = 1.0):
         super().__init__()

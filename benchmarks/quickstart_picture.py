@@ -1,0 +1,65 @@
+"""The README's picture: the shipped default model's 68 points on faces of 300w_raw_sample's photos.
+
+    python benchmarks/quickstart_picture.py            # -> docs/quickstart.jpg
+
+Runs ``facelm.Landmarker()`` (default model and detector, as the Quickstart does) on whole photos,
+cuts a square around each chosen face, draws its points and lines (``facelm predict --lines``'s
+drawing) and puts the tiles side by side. Photos from ../shared/data (or $FACELM_SHARED_DATA).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+import facelm
+from facelm.errors import FacelmError
+from facelm.inference.predict import draw_faces
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("FACELM_SHARED_DATA", ROOT.parent / "shared" / "data"))
+#: photos of 300w_raw_sample, one face each (the largest), chosen for a spread of pose and age
+PHOTOS = ("1051618982_1.jpg", "1139324862_1.jpg", "134212_1.jpg", "1634816_1.jpg", "16413031_1.jpg")
+
+
+def tile(image: np.ndarray, face: facelm.Face, side: int) -> np.ndarray:
+    """A ``side`` px square around ``face`` (1.5 boxes wide) with its points drawn at tile resolution."""
+    centre, half = (face.box[:2] + face.box[2:]) / 2, 0.75 * float(np.max(face.box[2:] - face.box[:2]))
+    k = side / (2 * half)
+    # tile pixel centre u + 0.5 = k (x + 0.5 - corner)
+    corner = centre - half
+    warp = np.array([[k, 0, k * (0.5 - corner[0]) - 0.5], [0, k, k * (0.5 - corner[1]) - 0.5]])
+    cut = cv2.warpAffine(image, warp, (side, side), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
+    moved = dataclasses.replace(face, box=(face.box - np.tile(corner, 2)) * k, landmarks=(face.landmarks - corner) * k)
+    return draw_faces(cut, [moved], whole_image=True, lines=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--photos", default=str(DATA / "300w_raw_sample"))
+    parser.add_argument("--out", default=str(ROOT / "docs" / "quickstart.jpg"))
+    parser.add_argument("--side", type=int, default=256, help="tile side in pixels")
+    args = parser.parse_args()
+    lm = facelm.Landmarker()
+    tiles = []
+    for name in PHOTOS:
+        image = cv2.imread(str(Path(args.photos) / name))
+        if image is None:
+            raise SystemExit(f"quickstart_picture: cannot read {Path(args.photos) / name}")
+        faces = lm(image)
+        if not faces:
+            raise SystemExit(f"quickstart_picture: no face found in {name}")
+        tiles.append(tile(image, max(faces, key=lambda f: float(np.prod(f.box[2:] - f.box[:2]))), args.side))
+    strip = np.concatenate(tiles, axis=1)
+    if not cv2.imwrite(args.out, strip, [cv2.IMWRITE_JPEG_QUALITY, 85]):
+        raise FacelmError("cannot write the picture", args.out)
+    print(f"{args.out}: {strip.shape[1]}x{strip.shape[0]}, {Path(args.out).stat().st_size / 1024:.0f} KB, {lm.model_id}")
+
+
+if __name__ == "__main__":
+    main()
