@@ -1,10 +1,13 @@
 """The README's picture: the shipped default model's 68 points on faces of 300w_raw_sample's photos.
 
     python benchmarks/quickstart_picture.py            # -> docs/quickstart.jpg
+    python benchmarks/quickstart_picture.py --photos ../shared/data/kdef_photos --model fast --model budget \
+        --names AM08NEFL.jpg AF14HAHL.jpg AM22SUS.jpg AF25ANHR.jpg BM31NEFR.jpg --out docs/kdef_profiles.jpg
 
 Runs ``facelm.Landmarker()`` (default model and detector, as the Quickstart does) on whole photos,
 cuts a square around each chosen face, draws its points and lines (``facelm predict --lines``'s
-drawing) and puts the tiles side by side. Photos from ../shared/data (or $FACELM_SHARED_DATA).
+drawing) and puts the tiles side by side, one row per ``--model``. Photos from ../shared/data (or
+$FACELM_SHARED_DATA).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import numpy as np
 
 import facelm
 from facelm.errors import FacelmError
-from facelm.inference.predict import draw_faces
+from facelm.inference.drawing import draw_faces
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("FACELM_SHARED_DATA", ROOT.parent / "shared" / "data"))
@@ -39,26 +42,34 @@ def tile(image: np.ndarray, face: facelm.Face, side: int) -> np.ndarray:
     return draw_faces(cut, [moved], whole_image=True, lines=True)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--photos", default=str(DATA / "300w_raw_sample"))
-    parser.add_argument("--out", default=str(ROOT / "docs" / "quickstart.jpg"))
-    parser.add_argument("--side", type=int, default=256, help="tile side in pixels")
-    args = parser.parse_args()
-    lm = facelm.Landmarker()
+def model_row(lm: facelm.Landmarker, photos: Path, names: list[str], side: int) -> np.ndarray:
+    """The tiles of one model, side by side: each photo's largest face."""
     tiles = []
-    for name in PHOTOS:
-        image = cv2.imread(str(Path(args.photos) / name))
+    for name in names:
+        image = cv2.imread(str(photos / name))
         if image is None:
-            raise SystemExit(f"quickstart_picture: cannot read {Path(args.photos) / name}")
+            raise SystemExit(f"quickstart_picture: cannot read {photos / name}")
         faces = lm(image)
         if not faces:
             raise SystemExit(f"quickstart_picture: no face found in {name}")
-        tiles.append(tile(image, max(faces, key=lambda f: float(np.prod(f.box[2:] - f.box[:2]))), args.side))
-    strip = np.concatenate(tiles, axis=1)
-    if not cv2.imwrite(args.out, strip, [cv2.IMWRITE_JPEG_QUALITY, 85]):
+        tiles.append(tile(image, max(faces, key=lambda f: float(np.prod(f.box[2:] - f.box[:2]))), side))
+    return np.concatenate(tiles, axis=1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--photos", default=str(DATA / "300w_raw_sample"))
+    parser.add_argument("--names", nargs="+", default=list(PHOTOS), help="photos in --photos, one tile each")
+    parser.add_argument("--model", action="append", help="shipped model name or .onnx, one row each (default: the default model)")
+    parser.add_argument("--out", default=str(ROOT / "docs" / "quickstart.jpg"))
+    parser.add_argument("--side", type=int, default=256, help="tile side in pixels")
+    args = parser.parse_args()
+    landmarkers = [facelm.Landmarker(model=m) for m in args.model] if args.model else [facelm.Landmarker()]
+    grid = np.concatenate([model_row(lm, Path(args.photos), args.names, args.side) for lm in landmarkers], axis=0)
+    if not cv2.imwrite(args.out, grid, [cv2.IMWRITE_JPEG_QUALITY, 85]):
         raise FacelmError("cannot write the picture", args.out)
-    print(f"{args.out}: {strip.shape[1]}x{strip.shape[0]}, {Path(args.out).stat().st_size / 1024:.0f} KB, {lm.model_id}")
+    print(f"{args.out}: {grid.shape[1]}x{grid.shape[0]}, {Path(args.out).stat().st_size / 1024:.0f} KB, "
+          + ", ".join(lm.model_id for lm in landmarkers))
 
 
 if __name__ == "__main__":

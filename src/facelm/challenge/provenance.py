@@ -4,11 +4,13 @@ The challenge allows training on its synthetic training set alone, from scratch,
 labels or teacher. A model card lists every source a run drew on:
 
 * each training set, followed back through what made it: ``relabel.json`` (a teacher relabelled
-  SOURCE), ``synthesis.json`` (views rendered from SOURCE through the BFM), the config's
+  SOURCE), ``photo_set.json`` (faces detected in the photos of SOURCE, labelled by a teacher),
+  ``synthesis.json`` (views rendered from SOURCE through the BFM), the config's
   ``prepare`` map (a raw FaceSynthetics release converted by ``facelm prepare``), ``demo.json``
   (faces drawn by ``facelm make-demo-data``, under the challenge sets' folder names);
 * an outside teacher of online distillation (a ``KIND:PATH`` spec, with its kind's terms);
-* starting weights (``pretrained`` in a model's kwargs).
+* starting weights (``pretrained`` in a model's kwargs, or ``teacher``: a student started from the
+  teacher's own network, a self-trained model).
 
 A set is recognised by its folder name where nothing records its origin (the names the data
 README documents); an unknown folder is listed as such, and makes the model non-compliant.
@@ -31,6 +33,9 @@ KNOWN_SETS = (
     ("facesynthetics", "Microsoft FaceSynthetics (raw release, converted by facelm prepare)",
      "Microsoft FaceSynthetics: Research Use of Data Agreement (non-commercial research)"),
     ("300w", "300-W (HELEN train + AFW), manual labels", "300-W: non-commercial research use"),
+    ("kdef", "KDEF (Karolinska Directed Emotional Faces), unlabelled studio photos",
+     "KDEF: non-commercial research use, no redistribution of the images"),
+    ("lfw", "LFW (Labeled Faces in the Wild), unlabelled news photos", "LFW: research use"),
     ("demo", DEMO_SOURCE, DEMO_TERMS),
 )
 PRETRAINED_TERMS = {
@@ -63,6 +68,11 @@ def set_sources(folder: str | Path, prepared_from: dict[str, str] | None = None,
         return [{"source": f"labels by {labeller} ({relabel.get('mode')} points)",
                  "terms": relabel.get("terms", "unknown"), "outside": True},
                 *set_sources(relabel.get("source", ""), prepared_from, depth + 1)]
+    photos = _read_record(folder, "photo_set.json")
+    if photos and depth < 8:
+        return [{"source": f"labels (all 68 points) by the teacher {photos.get('teacher')} on faces detected in photos",
+                 "terms": photos.get("terms", "unknown"), "outside": True},
+                *set_sources(photos.get("source", ""), prepared_from, depth + 1)]
     if _read_record(folder, DEMO_RECORD):  # drawn by make-demo-data, whatever the folder's name says
         return [{"source": f"{DEMO_SOURCE}: {folder}", "terms": DEMO_TERMS, "outside": False}]
     synthesis = _read_record(folder, "synthesis.json")
@@ -95,6 +105,11 @@ def provenance(config: dict, teacher: str | None = None) -> dict:
     for spec in {str((m.get("kwargs") or {}).get("pretrained")) for m in models if (m.get("kwargs") or {}).get("pretrained")}:
         sources.append({"source": f"starting weights {spec}",
                         "terms": PRETRAINED_TERMS.get(spec, "unknown: see the weights' own licence"), "outside": True})
+    for path in {str((m.get("kwargs") or {}).get("teacher")) for m in models if (m.get("kwargs") or {}).get("teacher")}:
+        from facelm.models.teachers import KINDS
+
+        sources.append({"source": f"starting weights: the 3DDFA_V2 network of {path}, fine-tuned (a self-trained model)",
+                        "terms": KINDS["3ddfa_v2"]["terms"], "outside": True})
     sources = _unique(sources)  # a set reached twice, listed once
     return {"sources": sources, "challenge_compliant": bool(sources) and not any(s["outside"] for s in sources)}
 
