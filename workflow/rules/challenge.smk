@@ -9,7 +9,8 @@ rule ensemble:
     """Greedy forward selection on out-of-fold NME, distinct members within budget_mb (in challenge
     mode with distillation: the student alone)."""
     input:
-        [layout.run_file(run, "metrics") for run in SUBMITTED_RUNS],
+        runs=[layout.run_file(run, "metrics") for run in SUBMITTED_RUNS],
+        config=RUN_CONFIG_INPUT,
     output:
         ENSEMBLE,
     params:
@@ -25,13 +26,14 @@ rule ensemble:
     conda:
         "../../envs/facelm.yaml"
     shell:
-        "{FACELM} ensemble --config {CONFIG_FILE} --runs {params.runs} --out {output} 2> {log}"
+        "{FACELM} ensemble --config {RUN_CONFIG_FILE} --runs {params.runs} --out {output} 2> {log}"
 
 
 rule teacher:
     """The distillation teacher: greedy ensemble of the fold models within distill.teacher_budget_mb."""
     input:
-        [layout.run_file(run, "metrics") for run in RUN_DIRS],
+        runs=[layout.run_file(run, "metrics") for run in RUN_DIRS],
+        config=RUN_CONFIG_INPUT,
     output:
         layout.teacher_spec(CFG),
     params:
@@ -47,7 +49,7 @@ rule teacher:
     conda:
         "../../envs/facelm.yaml"
     shell:
-        "{FACELM} ensemble --config {CONFIG_FILE} --runs {params.runs} --teacher --out {output} 2> {log}"
+        "{FACELM} ensemble --config {RUN_CONFIG_FILE} --runs {params.runs} --teacher --out {output} 2> {log}"
 
 
 rule submission:
@@ -102,7 +104,7 @@ rule report:
     input:
         ENSEMBLE,
         layout.submission_file(CFG, "val_score"),
-        [BEST_PARAMS] if TUNE else [],
+        RUN_CONFIG_INPUT,
     output:
         REPORT,
     threads: 1
@@ -114,7 +116,7 @@ rule report:
     conda:
         "../../envs/facelm.yaml"
     shell:
-        "{FACELM} report --config {CONFIG_FILE} --out {output} 2> {log}"
+        "{FACELM} report --config {RUN_CONFIG_FILE} --out {output} 2> {log}"
 
 
 rule ablation:
