@@ -59,6 +59,9 @@ def test_results_dir_flag_sets_the_configs(config_file, trained, tmp_path):
     (["distill", "tune.n_trials=3"], "facelm distill does not read tune.n_trials"),
     (["tune", "ablation.epochs=2"], "facelm tune does not read ablation.epochs"),
     (["train", "--data", "x"], "--data is for the short form"),
+    (["ensemble", "train.epochs=3", "--runs", "x"], "facelm ensemble does not read train.epochs"),
+    (["folds", "folds.train_folds=[0]"], "facelm folds does not read folds.train_folds"),
+    (["report", "ensemble.max_steps=3"], "facelm report does not read ensemble.max_steps"),
 ])
 def test_a_key_the_verb_does_not_read_is_refused_in_one_line(config_file, trained, capsys, argv, mention):
     verb, *rest = argv
@@ -87,6 +90,12 @@ def test_read_values_stand_the_entry_for_models():
     values = read_values("train", config, {"name": "b"})
     assert values["models"] == {"name": "b"} and values["train"] == {"epochs": 1} and values["seed"] == 0
     assert "ensemble" not in values and "train_set_options" in values
+
+
+def test_the_folds_rule_reads_folds_k_and_not_the_folds_trained():
+    config = {"folds": {"k": 3, "train_folds": [0]}, "seed": 0, "train_sets": ["a"], "data_dir": "d", "ensemble": {}}
+    assert read_values("folds", config) == {"data_dir": "d", "train_sets": ["a"], "folds.k": 3, "seed": 0}
+    assert read_values("check-data", {**config, "check": {"drop_bad": True}}) == {"check": {"drop_bad": True}}
 
 
 def test_the_tuned_config_holds_the_merged_entry_and_training_reads_it(tmp_path, trained, monkeypatch):

@@ -1,5 +1,6 @@
 # Challenge stage (facelm.challenge): ensemble under the size budget, the submission, the report,
-# and the methods ablation.
+# and the methods ablation. A rule's `reads` param is what its verb reads (facelm.verbs.COMMANDS)
+# in the config it reads (after tuning, the tuned one): changing one of those keys reruns it.
 
 
 SUBMITTED_RUNS = [STUDENT_DIR] if SUBMIT_STUDENT else RUN_DIRS
@@ -14,9 +15,8 @@ rule ensemble:
     output:
         ENSEMBLE,
     params:
+        reads=run_reads("ensemble"),
         runs=SUBMITTED_RUNS,
-        ensemble=config["ensemble"],
-        budget=config["budget_mb"],
     threads: 2
     resources:
         mem_mb=8000,
@@ -37,9 +37,8 @@ rule teacher:
     output:
         layout.teacher_spec(CFG),
     params:
+        reads=run_reads("ensemble"),
         runs=RUN_DIRS,
-        ensemble=config["ensemble"],
-        distill=config["distill"],
     threads: 2
     resources:
         mem_mb=8000,
@@ -107,6 +106,8 @@ rule report:
         RUN_CONFIG_INPUT,
     output:
         REPORT,
+    params:
+        reads=run_reads("report"),
     threads: 1
     resources:
         mem_mb=4000,

@@ -116,6 +116,11 @@ def run_config():
     return tuned.to_dict(), tuned
 
 
+def run_reads(verb):
+    """The ``reads`` param of a rule after tuning: what ``verb`` reads in :func:`run_config`."""
+    return lambda wc: read_values(verb, run_config()[0])
+
+
 def run_entry(model_id):
     """(Config, models entry) a (model, fold) job trains: the entry of the config's ``model_id`` in
     :func:`run_config` (a tuned head changes its id, not the run folder it trains in)."""

@@ -100,7 +100,7 @@ rule distill:
     output:
         **run_outputs(STUDENT_DIR, ("model", "metrics", "val_pred")),
     params:
-        reads=lambda wc: read_values("distill", run_config()[0]),
+        reads=run_reads("distill"),
         out=STUDENT_DIR,
         teacher=TEACHER,
     threads: COMPUTE.threads
