@@ -107,11 +107,15 @@ def training_caches(cfg, size):
 
 
 def run_config():
-    """``(plain dict, Config)`` the steps after tuning read: the tuned file once the tune_best checkpoint
-    wrote it (until then Snakemake waits on the checkpoint), else the resolved config."""
+    """``(plain dict, Config)`` the steps after tuning read: the tuned file, else the resolved config.
+    Before the tune_best checkpoint first wrote it, Snakemake waits on the checkpoint. Once it is
+    there it is read as it is: the steps take it as an input, so a rerun of the checkpoint comes first
+    and Snakemake then evaluates them again (asking the checkpoint each time would leave their
+    downstream jobs marked to rerun after a complete run)."""
     if not TUNE:
         return config, CFG
-    checkpoints.tune_best.get()
+    if not RUN_CONFIG_FILE.exists():
+        checkpoints.tune_best.get()
     tuned = load_config(RUN_CONFIG_FILE)
     return tuned.to_dict(), tuned
 
