@@ -36,7 +36,7 @@ from facelm.data.limits import positive_int
 #:  model (a real, untrained model.pt), trunc_pt, garbage_pt, hostile_pt, garbage_onnx,
 #:  ens_missing (a member without "model"), config (a good config), bad_yaml, unknown_key,
 #:  wrong_type, bad_solution, garbage_zip, solution (a valid one for `test`), test, raw_corrupt,
-#:  raw_huge, run_garbage, run_no_keys, bad_params, garbage_db, file (a plain file); and the limits: latin1 (a
+#:  raw_huge, run_garbage, run_no_keys, garbage_db, file (a plain file); and the limits: latin1 (a
 #:  Latin-1 config), alias_bomb (billion laughs), deep_yaml / deep_json (nested 40 / 100,000 levels), run_deep,
 #:  ens_self (a member naming its own spec), ens_cycle_a (a -> b -> a), ens_inf (weights summing to infinity),
 #:  huge_pt (zip members declaring 6 GiB), hostile5 (hostile at pickle protocol 5), selfref (an annot entry
@@ -114,15 +114,12 @@ BAD_INPUTS: dict[str, list[tuple[str, list[str], str | None]]] = {
         ("missing config", ["--config", "{missing}"], "absent"),
         ("bad yaml", ["--config", "{bad_yaml}"], "bad.yaml"),
         ("unknown model", ["--config", "{config}", "--model", "nope"], "nope"),
-        ("missing params", ["--config", "{config}", "--params", "{missing}"], "absent"),
-        ("garbage params", ["--config", "{config}", "--params", "{bad_params}"], "params.json"),
         ("empty data", ["--data", "{empty}", "--val", "{labelled}", "--backbone", "pfld_025"], "empty"),
         ("hostile data", ["--data", "{hostile}", "--val", "{labelled}", "--backbone", "pfld_025"], "annot.pkl"),
         ("unknown backbone", ["--data", "{labelled}", "--val", "{labelled}", "--backbone", "no_such_net"], "no_such_net"),
         ("neither form", [], None),
         ("override syntax error", ["--config", "{config}", "train.epochs=[1"], "train.epochs"),
         ("latin-1 config", ["--config", "{latin1}"], "latin1.yaml"),
-        ("deep params json", ["--config", "{config}", "--params", "{deep_json}"], "deep.json"),
     ],
     "relabel": [
         ("missing source", ["{missing}", "{out}/r", "--teacher", "{model}"], "absent"),
@@ -189,6 +186,7 @@ BAD_INPUTS: dict[str, list[tuple[str, list[str], str | None]]] = {
         ("missing config", ["--config", "{missing}"], "absent"),
         ("bad yaml", ["--config", "{bad_yaml}"], "bad.yaml"),
         ("garbage study db", ["--config", "{config}", "--storage", "sqlite:///{garbage_db}", "--trials", "1"], "study.db"),
+        ("tuned config without --best", ["--config", "{config}", "--tuned", "{out}/t.yaml"], "--best"),
     ],
     "ensemble": [
         ("missing config", ["--config", "{missing}", "--runs", "{missing}"], "absent"),
@@ -391,8 +389,6 @@ def kit(tmp_path_factory, demo_data, huge_header_jpeg):
     (p["run_garbage"] / "metrics.json").write_text("{not json")
     (p["run_no_keys"] / "metrics.json").write_text(json.dumps({"fold": None}))
     np.save(p["run_no_keys"] / "val_pred.npy", np.zeros((12, 68, 2), np.float32))
-    p["bad_params"] = root / "params.json"
-    p["bad_params"].write_text("[1, 2")
     p["garbage_db"] = root / "study.db"
     p["garbage_db"].write_bytes(b"this is not SQLite" * 10)
     p["file"] = root / "plain.txt"

@@ -1,7 +1,8 @@
 """The package's import graph: no cycles, and every import points down the stack.
 
 The stack (lowest first): top-level helpers <- data <- models <- training | inference
-<- labels | challenge <- cli (labels: training sets made by detecting faces and a teacher). Imports inside functions count too: a lazy import is still a dependency.
+<- labels | challenge <- cli (labels: training sets made from other data: photo sets, relabelled sets,
+rendered poses). Imports inside functions count too: a lazy import is still a dependency.
 The package root (``facelm/__init__.py``) is the public API facade: it re-exports
 ``facelm.Landmarker`` lazily, so it sits at the top with the CLI.
 A new module is covered the day it is added (the graph is read from the source tree).
@@ -110,3 +111,13 @@ def test_top_level_holds_at_most_a_dozen_modules():
 def test_every_subpackage_says_what_it_holds(sub):
     init = PACKAGE / sub / "__init__.py"
     assert ast.get_docstring(ast.parse(init.read_text())), f"{init} has no docstring"
+
+
+def test_the_label_rules_verbs_live_in_the_labels_package():
+    """workflow/rules/labels.smk's verbs are facelm.labels modules, beside the rule file that runs them."""
+    from facelm.verbs import COMMANDS
+
+    rules = (PACKAGE.parents[1] / "workflow" / "rules" / "labels.smk").read_text()
+    verbs = [verb for verb in COMMANDS if f"{{FACELM}} {verb} " in rules]
+    assert sorted(verbs) == ["photo-set", "relabel", "synthesize-poses"]
+    assert all(COMMANDS[verb].module.startswith("facelm.labels.") for verb in verbs), [COMMANDS[v].module for v in verbs]

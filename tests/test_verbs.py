@@ -59,6 +59,9 @@ def test_results_dir_flag_sets_the_configs(config_file, trained, tmp_path):
     (["distill", "tune.n_trials=3"], "facelm distill does not read tune.n_trials"),
     (["tune", "ablation.epochs=2"], "facelm tune does not read ablation.epochs"),
     (["train", "--data", "x"], "--data is for the short form"),
+    (["ensemble", "train.epochs=3", "--runs", "x"], "facelm ensemble does not read train.epochs"),
+    (["folds", "folds.train_folds=[0]"], "facelm folds does not read folds.train_folds"),
+    (["report", "ensemble.max_steps=3"], "facelm report does not read ensemble.max_steps"),
 ])
 def test_a_key_the_verb_does_not_read_is_refused_in_one_line(config_file, trained, capsys, argv, mention):
     verb, *rest = argv
@@ -89,18 +92,38 @@ def test_read_values_stand_the_entry_for_models():
     assert "ensemble" not in values and "train_set_options" in values
 
 
-def test_tuned_model_params_merge_into_the_entry(tmp_path, trained):
-    """`--params`: a tuned head replaces the entry's head alone; its max_stride, pretrained and own train
-    overrides stay (they were dropped when tune.model's kwargs replaced the entry's)."""
-    import json
+def test_the_folds_rule_reads_folds_k_and_not_the_folds_trained():
+    config = {"folds": {"k": 3, "train_folds": [0]}, "seed": 0, "train_sets": ["a"], "data_dir": "d", "ensemble": {}}
+    assert read_values("folds", config) == {"data_dir": "d", "train_sets": ["a"], "folds.k": 3, "seed": 0}
+    assert read_values("check-data", {**config, "check": {"drop_bad": True}}) == {"check": {"drop_bad": True}}
 
+
+def test_the_tuned_config_holds_the_merged_entry_and_training_reads_it(tmp_path, trained, monkeypatch):
+    """`facelm tune --best --tuned` writes the config with the best trial's values applied: a tuned head
+    replaces the entry's head alone (its max_stride, pretrained and own train overrides stay), the tune
+    section stays the study's, and `facelm train --config <tuned>` trains that entry."""
     entry = {"name": "mobilenetv3_small_050", "kwargs": {"head": "heatmap", "max_stride": 16, "pretrained": "w.pth"},
              "train": {"epochs": 9}}
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump({"data_dir": str(tmp_path), "train_sets": ["synthetics_train"], "models": [entry],
+                                      "results_dir": str(tmp_path / "results"),
                                       "tune": {"model": {"name": "mobilenetv3_small_050", "kwargs": {"head": "heatmap"}}}}))
-    (tmp_path / "best.json").write_text(json.dumps({"params": {"head": "regression", "lr": 0.01}}))
-    assert main(["train", "--config", str(config), "--params", str(tmp_path / "best.json"), "--out", str(tmp_path / "r")]) == 0
+    best = {"params": {"head": "regression", "lr": 0.01, "gamma": 1.23456789}, "value": 2.0, "number": 0}
+    monkeypatch.setattr(tune, "best_params", lambda config, url=None: best)
+    tuned_file = tmp_path / "results" / "config.tuned.yaml"
+    assert main(["tune", "--config", str(config), "--best", str(tmp_path / "best.json"), "--tuned", str(tuned_file)]) == 0
+    tuned = yaml.safe_load(tuned_file.read_text())
+    assert tuned["models"] == [{"name": "mobilenetv3_small_050", "train": {"epochs": 9},
+                                "kwargs": {"head": "regression", "max_stride": 16, "pretrained": "w.pth"}}]
+    assert tuned["train"]["lr"] == 0.01 and tuned["preprocess"]["gamma"] == 1.23457  # as its cache folder spells it
+    assert tuned["tune"]["model"] == {"name": "mobilenetv3_small_050", "kwargs": {"head": "heatmap"}, "train": {}}
+    assert main(["train", "--config", str(tuned_file), "--out", str(tmp_path / "r")]) == 0
     got = trained["entry"]
     assert dict(got.kwargs) == {"head": "regression", "max_stride": 16, "pretrained": "w.pth"}
     assert dict(got.train) == {"epochs": 9} and trained["config"].train.lr == 0.01
+
+
+def test_train_takes_no_best_params_file(config_file, capsys):
+    """Tuned values travel once, in the tuned config: no second way beside it."""
+    assert main(["train", "--config", str(config_file), "--params", "best.json"]) != 0
+    assert "--params" in capsys.readouterr().err

@@ -33,9 +33,9 @@ def test_dry_run_of_submission_lists_the_whole_dag(workdir):
     result = snakemake("-n", "submission", "--configfile", str(workdir / "config.yaml"), cwd=workdir)
     assert result.returncode == 0, result.stderr[-2000:]
     out = result.stdout
-    for rule in ("demo_data", "check_data", "gamma_cache", "folds", "tune_worker", "tune_best",
-                 "train", "ensemble", "submission"):
+    for rule in ("demo_data", "check_data", "gamma_cache", "folds", "tune_worker", "train", "ensemble", "submission"):
         assert f"rule {rule}:" in out, rule
+    assert "checkpoint tune_best:" in out  # the train jobs read the config it writes
 
 
 def test_default_target_adds_the_report(workdir):
@@ -85,7 +85,7 @@ def _jobs(dry_run_stdout: str) -> list[dict]:
     """Each job of a dry run: its rule, threads and resources (name -> printed value)."""
     jobs = []
     for line in dry_run_stdout.splitlines():
-        if line.startswith(("rule ", "localrule ")):
+        if line.startswith(("rule ", "localrule ", "checkpoint ")):
             jobs.append({"rule": line.split()[1].rstrip(":"), "threads": 1, "resources": {}})
         elif jobs and line.strip().startswith("threads:"):
             jobs[-1]["threads"] = int(line.split(":")[1])
@@ -157,7 +157,8 @@ def _layout_patterns(config) -> set[str]:
     runs = [layout.run_dir(config, "{model_id}", "{fold}"), layout.distill_dir(config)]
     paths = [*folders, layout.check_report(config, "{key}"), layout.check_index(config, "{key}"),
              layout.cache_dir(config, "{key}", "{gamma}", "{mode}", "{size}"), layout.folds_csv(config),
-             layout.tune_done(config, "{worker}"), layout.best_params(config), layout.ensemble_spec(config),
+             layout.tune_done(config, "{worker}"), layout.best_params(config), layout.tuned_config(config),
+             layout.ensemble_spec(config),
              layout.teacher_spec(config), layout.report(config), layout.ablation_report(config),
              *[layout.run_file(run, role) for run in runs for role in layout.RUN_FILES],
              *[layout.submission_file(config, role) for role in layout.SUBMISSION_FILES]]
@@ -182,9 +183,10 @@ def test_every_rule_output_is_spelled_by_layout_and_every_rule_declares_resource
 
 
 @pytest.mark.slow
-def test_a_key_the_train_verb_reads_reruns_training_and_another_does_not(tmp_path):
-    """The train rule's rerun trigger is the train verb's table (facelm.verbs.COMMANDS): after one real
-    run, a changed train_set_options (read) reruns it, a changed ensemble.max_steps (not read) does not."""
+def test_a_key_a_verb_reads_reruns_its_rule_and_another_does_not(tmp_path):
+    """A rule's rerun trigger is its verb's table (facelm.verbs.COMMANDS): after one real run, a changed
+    train_set_options reruns train, folds.k the folds rule, check.drop_bad check_data; a changed
+    ensemble.max_steps or budget_mb (that none of the target's rules reads for its output) reruns nothing."""
     import yaml
 
     from facelm import layout
@@ -201,9 +203,49 @@ def test_a_key_the_train_verb_reads_reruns_training_and_another_does_not(tmp_pat
     built = snakemake(*target, "--cores", "2", cwd=tmp_path)
     assert built.returncode == 0, built.stderr[-3000:]
     assert "Nothing to be done" in snakemake("-n", *target, cwd=tmp_path).stdout
-    for change, reruns in (({"train_set_options": {"synthetics_train": {"repeat": 2}}}, True),
-                           ({"ensemble": {**config["ensemble"], "max_steps": 3}}, False)):
+    for change, rule in (({"train_set_options": {"synthetics_train": {"repeat": 2}}}, "train"),
+                         ({"ensemble": {**config["ensemble"], "max_steps": 3}}, None),
+                         ({"folds": {**config["folds"], "k": 4}}, "folds"),
+                         ({"budget_mb": 30}, None),
+                         ({"check": {"drop_bad": False}}, "check_data")):
         (tmp_path / "changed.yaml").write_text(yaml.safe_dump({**config, **change}))
         dry = snakemake("-n", str(metrics), "--configfile", str(tmp_path / "changed.yaml"), cwd=tmp_path)
         assert dry.returncode == 0, dry.stderr[-3000:]
-        assert ("rule train:" in dry.stdout) == reruns and ("Nothing to be done" in dry.stdout) != reruns, dry.stdout[-3000:]
+        assert (f"rule {rule}:" in dry.stdout if rule else "Nothing to be done" in dry.stdout), (change, dry.stdout[-3000:])
+
+
+@pytest.mark.slow
+def test_after_tuning_the_dag_builds_the_tuned_gamma_cache_and_trains_from_the_tuned_config(tmp_path):
+    """The tune_best checkpoint writes results/config.tuned.yaml; the train jobs after it read that file, and
+    the cache for the tuned gamma is a gamma_cache job of the DAG (not built inside a train job)."""
+    import yaml
+
+    from facelm import layout
+    from facelm.config import load_config, parse_config
+    from facelm.data.cache import cache_is_fresh
+
+    config = yaml.safe_load((REPO / "config.yaml").read_text())
+    config.update(data_dir=str(tmp_path / "data"), make_demo_data=True, models=[{"name": "pfld_025"}])
+    config["train"].update(size=64, epochs=1, batch_size=8, workers=0)
+    config["tune"].update(model={"name": "pfld_025"}, n_trials=1, epochs=1,
+                          search_space={"gamma": {"type": "float", "low": 1.3, "high": 1.4}})
+    config["folds"]["train_folds"] = [0]
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
+    tuned_file = layout.tuned_config(parse_config(config))
+    built = snakemake(str(tuned_file), "--cores", "2", "--configfile", str(tmp_path / "config.yaml"), cwd=tmp_path)
+    assert built.returncode == 0, built.stderr[-3000:]
+    gamma = load_config(tmp_path / tuned_file).preprocess.gamma
+    assert 1.3 <= gamma <= 1.4
+    tuned = load_config(tmp_path / tuned_file)
+    train_cache = tmp_path / layout.cache_dir(tuned, "synthetics_train", gamma, "fixed", 64)
+    if train_cache.exists():  # the best trial's cache is the one the train job reads (it builds none) ...
+        assert cache_is_fresh(tmp_path / "data" / "synthetics_train", train_cache, gamma, "fixed", 64,
+                              tmp_path / layout.check_index(tuned, "synthetics_train"))
+        for key in ("synthetics_train", "aflw_val"):  # ... and, once gone, a job of the DAG builds it
+            shutil.rmtree(tmp_path / layout.cache_dir(tuned, key, gamma, "fixed", 64))
+    metrics = layout.run_file(layout.run_dir(parse_config(config), "pfld_025", 0), "metrics")
+    dry = snakemake("-n", "-p", str(metrics), "--configfile", str(tmp_path / "config.yaml"), cwd=tmp_path)
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    caches = [line for line in dry.stdout.splitlines() if " -m facelm cache " in line]
+    assert len(caches) == 2 and all(f"--gamma {layout.gamma_text(gamma)} " in line for line in caches), dry.stdout
+    assert "rule tune_best:" not in dry.stdout and f"train --config {tuned_file} --model pfld_025" in dry.stdout

@@ -65,10 +65,15 @@ def cache_root(config: Config, key: str) -> Path:
     return results_dir(config) / "cache" / key
 
 
+def gamma_text(gamma: float) -> str:
+    """A gamma as a cache folder spells it (6 significant digits: ``1.25``)."""
+    return format(gamma, "g")
+
+
 def cache_name(gamma: float | str, gamma_mode: str, size: int | str) -> str:
     """The folder name of a cache's parameters (``g1.25_auto_s128``); a wildcard string for
     ``gamma`` is used as it is."""
-    return f"g{gamma if isinstance(gamma, str) else format(gamma, 'g')}_{gamma_mode}_s{size}"
+    return f"g{gamma if isinstance(gamma, str) else gamma_text(gamma)}_{gamma_mode}_s{size}"
 
 
 def cache_dir(config: Config, key: str, gamma: float | str, gamma_mode: str, size: int | str) -> Path:
@@ -100,6 +105,11 @@ def tune_done(config: Config, worker: int | str) -> Path:
 
 def best_params(config: Config) -> Path:
     return optuna_dir(config) / "best_params.json"
+
+
+def tuned_config(config: Config) -> Path:
+    """The config with the best trial's values applied: what every step after tuning reads."""
+    return results_dir(config) / "config.tuned.yaml"
 
 
 def report(config: Config) -> Path:

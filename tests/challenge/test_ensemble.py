@@ -57,7 +57,7 @@ def test_an_unlabelled_val_folder_prints_no_val_nme(tiny_pipeline, tmp_path, mon
 
     config, runs = tiny_pipeline
     spec = build_ensemble(config, runs) | {"val_nme_384": None}
-    monkeypatch.setattr(ensemble, "load_config", lambda path: config)
+    monkeypatch.setattr(ensemble, "verb_config", lambda command, args: config)
     monkeypatch.setattr(ensemble, "build_ensemble", lambda config, runs: spec)
     assert main(["ensemble", "--config", "unused.yaml", "--runs", str(runs[0]), "--out", str(tmp_path / "e.json")]) == 0
     assert "val NME -" in capsys.readouterr().out

@@ -87,6 +87,21 @@ def test_drop_bad_writes_a_clean_index(folder, tmp_path):
     assert len(index) == 11 and "000000.jpg" not in index
 
 
+def test_drop_bad_comes_from_the_config_file_the_workflow_passes(folder, tmp_path):
+    """The check_data rule passes --config (check.drop_bad), like every rule that reads a config value."""
+    import yaml
+
+    _nan(folder)
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({"data_dir": str(tmp_path), "train_sets": ["val"], "models": [{"name": "pfld_025"}],
+                                      "check": {"drop_bad": True}}))
+    result = run_check(folder, "--config", config, "--out", tmp_path / "r.json")
+    assert result.returncode == 0, result.stderr
+    assert len((tmp_path / "r.index").read_text().split()) == 11
+    refused = run_check(folder, "check.drop_bad=false", "--config", config, "--out", tmp_path / "s.json")
+    assert refused.returncode == 2 and "--drop-bad keeps the valid images" in refused.stderr
+
+
 def test_unlabelled_folder(demo_data):
     report = check_folder(demo_data / "aflw_test")
     assert not report["labelled"] and report["n_images"] == 10 and not report["problems"]

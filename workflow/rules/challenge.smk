@@ -1,5 +1,6 @@
 # Challenge stage (facelm.challenge): ensemble under the size budget, the submission, the report,
-# and the methods ablation.
+# and the methods ablation. A rule's `reads` param is what its verb reads (facelm.verbs.COMMANDS)
+# in the config it reads (after tuning, the tuned one): changing one of those keys reruns it.
 
 
 SUBMITTED_RUNS = [STUDENT_DIR] if SUBMIT_STUDENT else RUN_DIRS
@@ -9,13 +10,13 @@ rule ensemble:
     """Greedy forward selection on out-of-fold NME, distinct members within budget_mb (in challenge
     mode with distillation: the student alone)."""
     input:
-        [layout.run_file(run, "metrics") for run in SUBMITTED_RUNS],
+        runs=[layout.run_file(run, "metrics") for run in SUBMITTED_RUNS],
+        config=RUN_CONFIG_INPUT,
     output:
         ENSEMBLE,
     params:
+        reads=run_reads("ensemble"),
         runs=SUBMITTED_RUNS,
-        ensemble=config["ensemble"],
-        budget=config["budget_mb"],
     threads: 2
     resources:
         mem_mb=8000,
@@ -25,19 +26,19 @@ rule ensemble:
     conda:
         "../../envs/facelm.yaml"
     shell:
-        "{FACELM} ensemble --config {CONFIG_FILE} --runs {params.runs} --out {output} 2> {log}"
+        "{FACELM} ensemble --config {RUN_CONFIG_FILE} --runs {params.runs} --out {output} 2> {log}"
 
 
 rule teacher:
     """The distillation teacher: greedy ensemble of the fold models within distill.teacher_budget_mb."""
     input:
-        [layout.run_file(run, "metrics") for run in RUN_DIRS],
+        runs=[layout.run_file(run, "metrics") for run in RUN_DIRS],
+        config=RUN_CONFIG_INPUT,
     output:
         layout.teacher_spec(CFG),
     params:
+        reads=run_reads("ensemble"),
         runs=RUN_DIRS,
-        ensemble=config["ensemble"],
-        distill=config["distill"],
     threads: 2
     resources:
         mem_mb=8000,
@@ -47,7 +48,7 @@ rule teacher:
     conda:
         "../../envs/facelm.yaml"
     shell:
-        "{FACELM} ensemble --config {CONFIG_FILE} --runs {params.runs} --teacher --out {output} 2> {log}"
+        "{FACELM} ensemble --config {RUN_CONFIG_FILE} --runs {params.runs} --teacher --out {output} 2> {log}"
 
 
 rule submission:
@@ -102,9 +103,11 @@ rule report:
     input:
         ENSEMBLE,
         layout.submission_file(CFG, "val_score"),
-        [BEST_PARAMS] if TUNE else [],
+        RUN_CONFIG_INPUT,
     output:
         REPORT,
+    params:
+        reads=run_reads("report"),
     threads: 1
     resources:
         mem_mb=4000,
@@ -114,7 +117,7 @@ rule report:
     conda:
         "../../envs/facelm.yaml"
     shell:
-        "{FACELM} report --config {CONFIG_FILE} --out {output} 2> {log}"
+        "{FACELM} report --config {RUN_CONFIG_FILE} --out {output} 2> {log}"
 
 
 rule ablation:

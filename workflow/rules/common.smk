@@ -9,7 +9,7 @@ from snakemake.utils import validate
 
 from facelm import layout
 from facelm.atomic import atomic_open
-from facelm.config import SCHEMA_PATH, is_teacher_spec, parse_config, validate_config
+from facelm.config import SCHEMA_PATH, is_teacher_spec, load_config, parse_config, validate_config
 from facelm.errors import FacelmError
 from facelm.verbs import read_values
 
@@ -66,13 +66,17 @@ _write_if_changed(CONFIG_FILE, yaml.safe_dump(config, sort_keys=False))
 DATASETS = layout.datasets(CFG)
 SPLIT_KEYS = {split: layout.dataset_key(entry) for split, entry in CFG.splits.to_dict().items()}
 TRAIN_KEYS = [layout.dataset_key(entry) for entry in CFG.train_sets]
-GAMMA = CFG.preprocess.gamma
-GAMMA_MODE = CFG.preprocess.gamma_mode
 SIZE = CFG.train.size
 MODEL_IDS = {entry.id: entry for entry in CFG.models}
 FOLDS = list(CFG.folds.train_folds)
 TUNE = CFG.tune.enabled
 BEST_PARAMS = layout.best_params(CFG)
+# With tuning on, every step after it reads the config with the best trial's values applied,
+# written by the tune_best checkpoint (facelm.training.params.tuned_config); else the resolved one.
+RUN_CONFIG_FILE = layout.tuned_config(CFG) if TUNE else CONFIG_FILE
+# ... an input of those steps for its order alone: `ancient`, as the checkpoint rewrites it on any change
+# of the resolved config, and what a step reads of it reaches its `reads` param.
+RUN_CONFIG_INPUT = [ancient(RUN_CONFIG_FILE)] if TUNE else []
 ENSEMBLE = layout.ensemble_spec(CFG)
 SUBMISSION_DIR = layout.submission_dir(CFG)
 SUBMISSION_ZIP = layout.submission_file(CFG, "zip")
@@ -96,13 +100,36 @@ def check_reports(keys):
     return [layout.check_report(CFG, key) for key in keys]
 
 
-def model_sizes(entry):
-    """Input size a model trains at: its own train.size override or the global one."""
-    return CFG.train_for(entry).size
+def training_caches(cfg, size):
+    """The caches a training job reads: the train sets and the val set at ``cfg``'s gamma and ``size``."""
+    return [layout.cache_dir(cfg, key, cfg.preprocess.gamma, cfg.preprocess.gamma_mode, size)
+            for key in [*TRAIN_KEYS, SPLIT_KEYS["val"]]]
 
 
-def caches_for(keys, size):
-    return [layout.cache_dir(CFG, key, GAMMA, GAMMA_MODE, size) for key in keys]
+def run_config():
+    """``(plain dict, Config)`` the steps after tuning read: the tuned file, else the resolved config.
+    Before the tune_best checkpoint first wrote it, Snakemake waits on the checkpoint. Once it is
+    there it is read as it is: the steps take it as an input, so a rerun of the checkpoint comes first
+    and Snakemake then evaluates them again (asking the checkpoint each time would leave their
+    downstream jobs marked to rerun after a complete run)."""
+    if not TUNE:
+        return config, CFG
+    if not RUN_CONFIG_FILE.exists():
+        checkpoints.tune_best.get()
+    tuned = load_config(RUN_CONFIG_FILE)
+    return tuned.to_dict(), tuned
+
+
+def run_reads(verb):
+    """The ``reads`` param of a rule after tuning: what ``verb`` reads in :func:`run_config`."""
+    return lambda wc: read_values(verb, run_config()[0])
+
+
+def run_entry(model_id):
+    """(Config, models entry) a (model, fold) job trains: the entry of the config's ``model_id`` in
+    :func:`run_config` (a tuned head changes its id, not the run folder it trains in)."""
+    _, cfg = run_config()
+    return cfg, cfg.models[list(MODEL_IDS).index(model_id)]
 
 
 def run_outputs(run, roles):

@@ -1,5 +1,6 @@
 # Data stage (facelm.data): demo data (when asked for and missing), a check of every dataset,
-# the gamma caches, the seeded K-fold split.
+# the gamma caches, the seeded K-fold split. A rule's `reads` param is what its verb reads
+# (facelm.verbs.COMMANDS): changing one of those keys reruns it.
 
 if CFG.make_demo_data:
 
@@ -51,7 +52,7 @@ rule check_data:
         report=layout.check_report(CFG, "{key}"),
         index=layout.check_index(CFG, "{key}"),
     params:
-        drop="--drop-bad" if config["check"]["drop_bad"] else "",
+        reads=read_values("check-data", config),
     threads: 4
     resources:
         mem_mb=4000,
@@ -61,7 +62,7 @@ rule check_data:
     conda:
         "../../envs/facelm.yaml"
     shell:
-        "{FACELM} check-data {input} {params.drop} --workers {threads} --out {output.report} --index {output.index} 2> {log}"
+        "{FACELM} check-data {input} --config {CONFIG_FILE} --workers {threads} --out {output.report} --index {output.index} 2> {log}"
 
 
 rule gamma_cache:
@@ -95,9 +96,7 @@ rule folds:
     output:
         layout.folds_csv(CFG),
     params:
-        k=config["folds"]["k"],
-        seed=config["seed"],
-        train_sets=config["train_sets"],
+        reads=read_values("folds", config),
     threads: 1
     resources:
         mem_mb=2000,

@@ -1,4 +1,4 @@
-# Label stage (facelm.labels, facelm.training.relabel, facelm.training.pose_synthesis): train sets
+# Label stage (facelm.labels: photo_set, relabel, pose_synthesis): train sets
 # the DAG makes from other data -- folders of unlabelled photos framed and labelled by the outside
 # teacher (config `photo_sets`, `teacher`), sets relabelled by it (config `relabel`) or turned views
 # rendered from a 68-point BFM fit (config `pose_synthesis`). Each is then checked and cached like

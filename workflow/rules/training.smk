@@ -1,6 +1,8 @@
-# Training stage (facelm.training): Optuna workers share one study; the best parameters feed
-# K-fold training, one job per (model, fold), each on the cached, checked data. A rule's `reads`
-# param is what its verb reads (facelm.verbs.COMMANDS): changing one of those keys reruns it.
+# Training stage (facelm.training): Optuna workers share one study; the tune_best checkpoint writes
+# the config with the best trial's values applied (RUN_CONFIG_FILE), which K-fold training reads,
+# one job per (model, fold), each on the cached, checked data at the tuned gamma and size. A rule's
+# `reads` param is what its verb reads (facelm.verbs.COMMANDS) in that config: changing one of
+# those keys reruns it.
 TUNE_WORKERS = range(CFG.tune.workers)
 
 
@@ -8,7 +10,7 @@ rule tune_worker:
     """Run trials until the study holds tune.n_trials finished trials (pruned/failed count)."""
     input:
         folds=layout.folds_csv(CFG),
-        caches=caches_for([*TRAIN_KEYS, SPLIT_KEYS["val"]], SIZE),
+        caches=training_caches(CFG, SIZE),
     output:
         layout.tune_done(CFG, "{worker}"),
     params:
@@ -24,12 +26,15 @@ rule tune_worker:
         "OMP_NUM_THREADS={threads} {FACELM} tune --config {CONFIG_FILE} --worker {wildcards.worker} 2> {log}"
 
 
-rule tune_best:
-    """The best complete trial's parameters (an empty set when none completed)."""
+checkpoint tune_best:
+    """The best complete trial's parameters (none when no trial completed) and the resolved config with
+    them applied: the file every later step reads. Rerun on any change of the resolved config."""
     input:
-        [layout.tune_done(CFG, worker) for worker in TUNE_WORKERS],
+        done=[layout.tune_done(CFG, worker) for worker in TUNE_WORKERS],
+        config=CONFIG_FILE,
     output:
-        BEST_PARAMS,
+        tuned=layout.tuned_config(CFG),
+        best=BEST_PARAMS,
     threads: 1
     resources:
         mem_mb=2000,
@@ -37,18 +42,18 @@ rule tune_best:
     conda:
         "../../envs/facelm.yaml"
     shell:
-        "{FACELM} tune --config {CONFIG_FILE} --best {output}"
+        "{FACELM} tune --config {CONFIG_FILE} --best {output.best} --tuned {output.tuned}"
 
 
 def train_inputs(wc):
-    entry = MODEL_IDS[wc.model_id]
-    inputs = {
-        "folds": layout.folds_csv(CFG),
-        "caches": caches_for([*TRAIN_KEYS, SPLIT_KEYS["val"]], model_sizes(entry)),
-    }
-    if TUNE:
-        inputs["best"] = BEST_PARAMS
-    return inputs
+    cfg, entry = run_entry(wc.model_id)
+    return {"folds": layout.folds_csv(CFG), "caches": training_caches(cfg, cfg.train_for(entry).size),
+            "config": RUN_CONFIG_INPUT}
+
+
+def train_reads(wc):
+    data, _ = run_config()
+    return read_values("train", data, data["models"][list(MODEL_IDS).index(wc.model_id)])
 
 
 rule train:
@@ -60,8 +65,8 @@ rule train:
     wildcard_constraints:
         fold=r"\d+",
     params:
-        reads=lambda wc: read_values("train", config, MODEL_IDS[wc.model_id].to_dict()),
-        best=f"--params {BEST_PARAMS}" if TUNE else "",
+        reads=train_reads,
+        model=lambda wc: run_entry(wc.model_id)[1].id,
         out=lambda wc, output: Path(output.model).parent,
         per_process=lambda wc, threads: max(1, threads // DDP_PROCS),
     threads: COMPUTE.threads * DDP_PROCS
@@ -74,22 +79,28 @@ rule train:
     conda:
         "../../envs/facelm.yaml"
     shell:
-        "OMP_NUM_THREADS={params.per_process} {FACELM_TRAIN} train --config {CONFIG_FILE}"
-        " --model {wildcards.model_id} --fold {wildcards.fold} --out {params.out} {params.best} 2> {log}"
+        "OMP_NUM_THREADS={params.per_process} {FACELM_TRAIN} train --config {RUN_CONFIG_FILE}"
+        " --model {params.model} --fold {wildcards.fold} --out {params.out} 2> {log}"
 
 
 RUN_DIRS = [layout.run_dir(CFG, mid, fold) for mid in MODEL_IDS for fold in FOLDS]
+
+
+def student_caches():
+    _, cfg = run_config()
+    return training_caches(cfg, cfg.train_for(cfg.distill.student).size)
 
 
 rule distill:
     """One student within budget_mb learns from the teacher's flip-TTA labels of every augmented image and the ground truth."""
     input:
         teacher=[] if OUTSIDE_TEACHER else [TEACHER],
-        caches=caches_for([*TRAIN_KEYS, SPLIT_KEYS["val"]], model_sizes(CFG.distill.student)),
+        caches=lambda wc: student_caches(),
+        config=RUN_CONFIG_INPUT,
     output:
         **run_outputs(STUDENT_DIR, ("model", "metrics", "val_pred")),
     params:
-        reads=read_values("distill", config),
+        reads=run_reads("distill"),
         out=STUDENT_DIR,
         teacher=TEACHER,
     threads: COMPUTE.threads
@@ -100,4 +111,4 @@ rule distill:
     conda:
         "../../envs/facelm.yaml"
     shell:
-        "{FACELM} distill --config {CONFIG_FILE} --teacher '{params.teacher}' --out {params.out} --threads {threads} 2> {log}"
+        "{FACELM} distill --config {RUN_CONFIG_FILE} --teacher '{params.teacher}' --out {params.out} --threads {threads} 2> {log}"

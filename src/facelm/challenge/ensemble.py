@@ -22,13 +22,14 @@ import numpy as np
 
 from facelm import layout
 from facelm.atomic import write_json
-from facelm.config import Config, load_config
+from facelm.config import Config
 from facelm.errors import FacelmError
 from facelm.json_input import read_json
 from facelm.data.folder import open_folder
 from facelm.data.folds import train_landmarks
 from facelm.data.limits import POINTS
 from facelm.metrics import nme
+from facelm.verbs import add_config_arguments, verb_config
 
 
 #: metrics.json keys the selection reads, with the types they must have.
@@ -153,7 +154,7 @@ def build_ensemble(config: Config, run_dirs: list[Path]) -> dict:
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--config", required=True)
+    add_config_arguments(parser, "ensemble")
     parser.add_argument("--runs", nargs="+", required=True, help="trained run folders")
     parser.add_argument("--out", help="ensemble spec JSON (default <results_dir>/ensemble/<run_name>.json)")
     parser.add_argument("--teacher", action="store_true",
@@ -167,7 +168,7 @@ def teacher_config(config: Config) -> Config:
 
 
 def main(args) -> int:
-    config = load_config(args.config)
+    config = verb_config("ensemble", args)
     if args.teacher:
         config = teacher_config(config)
     spec = build_ensemble(config, args.runs)

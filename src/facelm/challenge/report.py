@@ -14,12 +14,13 @@ import numpy as np
 
 from facelm import layout
 from facelm.atomic import atomic_open, atomic_path
-from facelm.config import Config, load_config
+from facelm.config import Config
 from facelm.errors import FacelmError
 from facelm.json_input import read_json
 from facelm.challenge.evaluate import plot_ced
 from facelm.data.folder import imread_rgb, open_folder
 from facelm.metrics import nme
+from facelm.verbs import add_config_arguments, verb_config
 
 
 def _fmt(value, digits: int = 3) -> str:
@@ -152,12 +153,12 @@ def write_report(config: Config, out_md: Path) -> None:
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--config", required=True)
+    add_config_arguments(parser, "report")
     parser.add_argument("--out", help="report path (default <results_dir>/report.md)")
 
 
 def main(args) -> int:
-    config = load_config(args.config)
+    config = verb_config("report", args)
     out = Path(args.out) if args.out else layout.report(config)
     write_report(config, out)
     print(f"report -> {out}")

@@ -27,6 +27,7 @@ from facelm.errors import FacelmError
 from facelm.data.folder import ANNOT_NAME, IMAGE_SUFFIXES, list_images
 from facelm.data.limits import MAX_IMAGE_BYTES, image_problem, positive_int
 from facelm.landmarks68 import box_centre, box_size, yaw_proxy
+from facelm.verbs import add_config_arguments, verb_config
 
 #: Points more than this fraction of the crop side outside the crop are "far outside".
 OUTSIDE_MARGIN = 0.25
@@ -155,14 +156,26 @@ def problem_texts(report: dict) -> list[str]:
 
 def add_arguments(parser) -> None:
     parser.add_argument("folder", help="challenge-format folder (JPEGs + optional annot.pkl)")
-    parser.add_argument("--drop-bad", action="store_true", help="write a clean index of the valid images instead of failing")
+    add_config_arguments(parser, "check-data", required=False)
+    parser.add_argument("--drop-bad", action="store_true", default=None,
+                        help="sets check.drop_bad: write a clean index of the valid images instead of failing")
     parser.add_argument("--out", help="JSON report")
     parser.add_argument("--index", help="clean index file (default: the --out path with suffix .index)")
     parser.add_argument("--size", type=positive_int, default=384, help="expected crop side (default 384)")
     parser.add_argument("--workers", type=int, default=4, help="reader threads")
 
 
+def drop_bad(args) -> bool:
+    """``check.drop_bad`` of ``--config`` (flags and overrides applied), else the ``--drop-bad`` flag."""
+    if args.config:
+        return verb_config("check-data", args).check.drop_bad
+    if args.overrides:
+        raise FacelmError(f"KEY=VALUE overrides ({args.overrides[0]}) need --config; without it give --drop-bad")
+    return bool(args.drop_bad)
+
+
 def main(args) -> int:
+    dropping = drop_bad(args)
     report = check_folder(args.folder, args.size, args.workers)
     kind = "labelled" if report["labelled"] else "unlabelled"
     texts = problem_texts(report)
@@ -174,11 +187,11 @@ def main(args) -> int:
         print(f"  box size {s['box_size']['mean']:.1f} +- {s['box_size']['std']:.1f} px, centre "
               f"({s['box_centre'][0]:.1f}, {s['box_centre'][1]:.1f}), yaw proxy mean {s['yaw_proxy']['mean']:+.3f}")
     index = args.index or (str(Path(args.out).with_suffix(".index")) if args.out else None)
-    if args.drop_bad and index is None:
+    if dropping and index is None:
         raise FacelmError("--drop-bad needs --index or --out to say where the clean index goes")
     if args.out:
         write_json(args.out, {k: v for k, v in report.items() if k != "valid_names"})
-    if texts and not args.drop_bad:
+    if texts and not dropping:
         raise FacelmError("; ".join(texts) + " (--drop-bad keeps the valid images)", args.folder)
     for text in texts:
         print(f"  dropped: {text}")

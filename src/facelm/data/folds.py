@@ -11,9 +11,10 @@ from sklearn.model_selection import KFold
 
 from facelm import layout
 from facelm.atomic import atomic_open
-from facelm.config import Config, load_config
+from facelm.config import Config
 from facelm.errors import FacelmError
 from facelm.data.folder import FaceFolder, open_folder
+from facelm.verbs import add_config_arguments, verb_config
 
 
 def make_folds(n_rows: int, k: int, seed: int) -> np.ndarray:
@@ -68,12 +69,12 @@ def read_folds(path: str | os.PathLike) -> pd.DataFrame:
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--config", required=True)
+    add_config_arguments(parser, "folds")
     parser.add_argument("--out", help="folds.csv (default <results_dir>/folds.csv)")
 
 
 def main(args) -> int:
-    config = load_config(args.config)
+    config = verb_config("folds", args)
     out = Path(args.out) if args.out else layout.folds_csv(config)
     table = write_folds(config, out)
     print(f"{len(table)} rows in {config.folds.k} folds -> {out}")

@@ -1,6 +1,7 @@
-"""Tuned parameters -> config: where each search-space name lives, and the best-params file.
+"""Tuned parameters -> config: where each search-space name lives, and the tuned config file.
 
-Shared by the trainer (``facelm train --params``) and the tuner, so neither imports the other.
+The tuner applies a trial's values with :func:`apply_params`, and writes the best trial's as the
+tuned config (:func:`tuned_config`, ``<results_dir>/config.tuned.yaml``) that every later step reads.
 
 Search-space names: ``lr, weight_decay, batch_size, epochs, loss, size, warmup_epochs,
 ema_decay, grad_clip`` -> ``train.*``; ``gamma, gamma_mode`` -> ``preprocess.*``; any
@@ -13,9 +14,12 @@ from __future__ import annotations
 
 import os
 
+import yaml
+
+from facelm.atomic import atomic_open
 from facelm.config import Config, parse_config, schema
 from facelm.errors import FacelmError
-from facelm.json_input import read_json
+from facelm.layout import gamma_text
 
 TRAIN_KEYS = {"lr", "weight_decay", "batch_size", "epochs", "loss", "size", "warmup_epochs", "ema_decay", "grad_clip"}
 PREPROCESS_KEYS = {"gamma", "gamma_mode"}
@@ -47,7 +51,8 @@ def _set(node: dict, path: tuple[str, ...], value) -> None:
 
 
 def apply_params(config: Config, params: dict) -> Config:
-    """A copy of ``config`` with tuned parameters set where they belong (validated again).
+    """A copy of ``config`` with tuned parameters set where they belong (validated again; a gamma to
+    the digits its cache folder spells, :func:`facelm.layout.gamma_text`).
 
     A model parameter (``backbone``, ``width``, ``head``) is set on ``tune.model`` and on every
     ``models`` entry of the model the study tuned (same name), key by key: the entry keeps its
@@ -56,6 +61,8 @@ def apply_params(config: Config, params: dict) -> Config:
     tuned = config.tune.model.name
     for name, value in params.items():
         path = config_path_of(name)
+        if path == ("preprocess", "gamma"):  # as its cache folder spells it: the cache a trial builds is the DAG's
+            value = float(gamma_text(value))
         _set(data, path, value)
         if path[:2] == ("tune", "model"):
             for entry in data["models"]:
@@ -64,9 +71,16 @@ def apply_params(config: Config, params: dict) -> Config:
     return parse_config(data, "tuned parameters")
 
 
-def read_best_params(path: str | os.PathLike) -> dict:
-    data = read_json(path, "best-params file")
-    try:
-        return dict(data["params"])
-    except (ValueError, KeyError, TypeError) as err:
-        raise FacelmError(f"not a best-params file ({type(err).__name__})", path) from None
+def tuned_config(config: Config, params: dict) -> Config:
+    """``config`` with the best trial's ``params`` applied (:func:`apply_params`), as the steps after tuning read it.
+
+    Its ``tune`` section stays the study's: the study is named by a hash of it, so the report finds it."""
+    return apply_params(config, params).updated(tune=config.tune.to_dict())
+
+
+def write_tuned_config(config: Config, params: dict, path: str | os.PathLike) -> Config:
+    """Write :func:`tuned_config` as YAML (a config file every verb reads)."""
+    tuned = tuned_config(config, params)
+    with atomic_open(path, "w") as handle:
+        yaml.safe_dump(tuned.to_dict(), handle, sort_keys=False)
+    return tuned

@@ -337,7 +337,6 @@ def add_arguments(parser) -> None:
     add_config_arguments(parser, "train", required=False)
     parser.add_argument("--model", help="model entry of the config (name or model id; default: the first)")
     parser.add_argument("--fold", type=int, help="fold to hold out (default: train on all rows)")
-    parser.add_argument("--params", help="best_params.json from `facelm tune` to apply first")
     parser.add_argument("--data", action="append", help="... or the short form: a training folder (repeatable)")
     parser.add_argument("--val", help="validation folder (short form)")
     parser.add_argument("--backbone", help="registered model name (short form)")
@@ -376,12 +375,6 @@ def main(args) -> int:
         _refuse_short_form(args)
         config = verb_config("train", args)
         entry = _pick_entry(config, args.model)
-        if args.params:  # the tuned values, merged into the entry they belong to
-            from facelm.training.params import apply_params, read_best_params
-
-            index = config.models.index(entry)
-            config = apply_params(config, read_best_params(args.params))
-            entry = config.models[index]
     elif args.data and args.val and args.backbone:
         if args.overrides:
             raise FacelmError(f"KEY=VALUE overrides ({args.overrides[0]}) need --config; the short form takes flags")

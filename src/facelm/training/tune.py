@@ -6,9 +6,9 @@ study holds ``tune.n_trials`` finished trials. A trial trains ``tune.model`` on 
 ``tune.fold`` for ``tune.epochs`` epochs; its per-epoch validation NME feeds the median pruner.
 Failed trials are recorded as FAIL (their error in the trial's ``error`` attribute) and the worker
 goes on; a study whose every finished trial failed is an error (exit 2), not an empty success.
-``--best`` writes the best complete trial's parameters, which the final training applies with
-:func:`apply_params` (``facelm train --params``). Search-space names are mapped to config keys
-by :mod:`facelm.training.params`.
+``--best`` writes the best complete trial's parameters, and ``--tuned`` the config with them
+applied (:func:`facelm.training.params.tuned_config`), which every later step reads as its
+``--config``. Search-space names are mapped to config keys by :mod:`facelm.training.params`.
 
 The study is named by the run plus a hash of its search space and tuned model
 (:func:`study_name`): after a change of either, the run starts a new study, and ``facelm tune``
@@ -41,7 +41,7 @@ from facelm.atomic import write_json
 from facelm.config import Config
 from facelm.data.limits import positive_int
 from facelm.errors import FacelmError
-from facelm.training.params import apply_params, config_path_of
+from facelm.training.params import apply_params, config_path_of, write_tuned_config
 from facelm.verbs import add_config_arguments, verb_config
 
 #: the whole storage URL, credentials included; replaces tune.storage when set
@@ -235,10 +235,13 @@ def add_arguments(parser) -> None:
     parser.add_argument("--storage", help=f"Optuna storage URL (default: ${STORAGE_ENV}, tune.storage, or "
                                           "sqlite:///<results_dir>/optuna/study.db)")
     parser.add_argument("--best", help="write the best parameters to this JSON instead of running trials")
+    parser.add_argument("--tuned", help="with --best: also write the config with them applied (YAML; what later steps read)")
 
 
 def main(args) -> int:
     config = verb_config("tune", args)
+    if args.tuned and not args.best:
+        raise FacelmError("--tuned goes with --best (it writes the best trial's values applied to the config)")
     url = args.storage or storage_url(config)
     for old in older_studies(config, url):
         print(f"facelm tune: study {old} in {shown(url)} was drawn from another search space; not reused "
@@ -247,6 +250,9 @@ def main(args) -> int:
         best = best_params(config, url)
         write_json(args.best, best)
         print(f"best trial {best['number']}: val NME {best['value']} params {best['params']} -> {args.best}")
+        if args.tuned:
+            write_tuned_config(config, best["params"], args.tuned)
+            print(f"config with the tuned values applied -> {args.tuned}")
         return 0
     summary = run_worker(config, args.worker, url)
     write_json(layout.tune_done(config, args.worker), summary)

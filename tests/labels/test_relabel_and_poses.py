@@ -14,8 +14,8 @@ import pytest
 from facelm.data.annot import load_annot, save_annot
 from facelm.data.folder import open_folder
 from facelm.errors import FacelmError
-from facelm.training.pose_synthesis import synthesize_folder, synthesize_view
-from facelm.training.relabel import merge_labels, relabel
+from facelm.labels.pose_synthesis import synthesize_folder, synthesize_view
+from facelm.labels.relabel import merge_labels, relabel
 
 
 @pytest.fixture(scope="module")
