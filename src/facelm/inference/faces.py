@@ -14,7 +14,7 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
-from facelm.inference.detection import Detections, Detector
+from facelm.inference.detectors.detection import Detections, Detector
 from facelm.inference.framing import crop_faces, landmark_frames, to_image
 from facelm.landmarks68 import CHALLENGE_SIZE
 
@@ -68,7 +68,7 @@ def detected_points(predictor, detector: Detector, images: Sequence[np.ndarray],
     last predicted in, the keypoints that framed them), by :func:`two_passes`.
 
     Where the keypoints were replaced by a turned search (``first_keypoints``,
-    :class:`~facelm.inference.detection.AnyRotation`), both framings run and each face keeps the
+    :class:`~facelm.inference.detectors.detection.AnyRotation`), both framings run and each face keeps the
     one whose two passes agree best. The one framing of detected faces, for photos and videos alike."""
     frames = [frames_of(detector, d) for d in found]
     points, refined, spread = two_passes(predictor, images, frames, batch_size, **predict_kwargs)

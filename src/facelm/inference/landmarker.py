@@ -8,7 +8,7 @@ Coordinates are continuous pixel coordinates of the image given: x to the right,
 top-left corner of the top-left pixel at (0, 0), so pixel (i, j) covers [i, i+1) x [j, j+1)
 (:data:`COORDINATES`). The 68 points follow the iBUG / 300-W order.
 
-Faces are found by the detector (:mod:`facelm.inference.detect`), each is cropped the way the
+Faces are found by the detector (:mod:`facelm.inference.detectors.registry`), each is cropped the way the
 training crops were framed, all crops run in one batched prediction, and the points are mapped
 back (:mod:`facelm.inference.faces`). Runs on onnxruntime for ``.onnx`` models (the shipped ones):
 no torch needed.
@@ -25,8 +25,8 @@ import numpy as np
 
 from facelm.errors import FacelmError
 from facelm.data.pose import pose_from_landmarks
-from facelm.inference.detection import (DEFAULT_MIN_SCORE, AnyRotation, Detections, ScoreFloor, box_iou, check_min_score,
-                                        square_boxes)
+from facelm.inference.detectors.detection import (DEFAULT_MIN_SCORE, AnyRotation, Detections, ScoreFloor, box_iou,
+                                                  check_min_score, square_boxes)
 from facelm.inference.faces import detected_points, frames_of
 from facelm.inference.framing import landmark_frames
 from facelm.landmarks68 import CHALLENGE_SIZE, CROP_BOX_FRACTION, CROP_CENTRE
@@ -97,18 +97,18 @@ class Landmarker:
 
     ``model``: None (the default shipped model), a shipped name (``"fast"``, ``"budget"``; see
     ``facelm models --pretrained``), or a file (``.onnx``; ``.pt`` / ensemble ``.json`` need the
-    training install). ``detector``: a name of :data:`facelm.inference.detect.DETECTORS` (default
+    training install). ``detector``: a name of :data:`facelm.inference.detectors.registry.DETECTORS` (default
     ``auto``: YuNet where installed) or a detector object. ``threads``: CPU threads of the model (default 1: fastest per
     process on a shared machine). ``device``: ``cpu`` or ``cuda``. ``hflip_tta``: average with the
     mirrored prediction (default: the model's own setting). ``min_score``: detections scoring
-    below it (0..1) are dropped (default :data:`~facelm.inference.detection.DEFAULT_MIN_SCORE`:
+    below it (0..1) are dropped (default :data:`~facelm.inference.detectors.detection.DEFAULT_MIN_SCORE`:
     drops hands and ears the detector takes for faces).
     """
 
     def __init__(self, model: str | os.PathLike | None = None, detector=None, threads: int | None = 1,
                  device: str | None = None, hflip_tta: bool | None = None, min_score: float = DEFAULT_MIN_SCORE,
                  any_rotation: bool = True):
-        from facelm.inference.detect import DEFAULT_DETECTOR, create_detector
+        from facelm.inference.detectors.registry import DEFAULT_DETECTOR, create_detector
         from facelm.inference.loading import load_predictor
         from facelm.inference.shipped import resolve_model
 
@@ -130,7 +130,7 @@ class Landmarker:
     def detector(self):
         """The face detector, created on first use (ready-made crops never need one): its detections
         below ``min_score`` dropped and, with ``any_rotation`` and a detector that gives keypoints,
-        faces found at any in-plane angle (:class:`~facelm.inference.detection.AnyRotation`)."""
+        faces found at any in-plane angle (:class:`~facelm.inference.detectors.detection.AnyRotation`)."""
         if self._detector is None:
             self._detector = self._wrap(self._create_detector(self._detector_spec))
         return self._detector
@@ -154,7 +154,7 @@ class Landmarker:
         return self.faces_of_detections(rgb, [given_detections(b, i) for i, b in enumerate(boxes)])
 
     def faces_of_detections(self, rgb: Sequence[np.ndarray], found: Sequence) -> list[list[Face]]:
-        """RGB images and their :class:`~facelm.inference.detection.Detections` (from :attr:`detector`) -> faces.
+        """RGB images and their :class:`~facelm.inference.detectors.detection.Detections` (from :attr:`detector`) -> faces.
 
         Each face is predicted twice: in the crop its box and keypoints frame, then in the upright crop
         framed by those first points (their eye line sets the roll), which corrects a roll that the

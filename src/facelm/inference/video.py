@@ -41,7 +41,7 @@ import numpy as np
 
 from facelm.atomic import atomic_open, atomic_path
 from facelm.errors import FacelmError
-from facelm.inference.detection import Detections, box_iou, square_boxes
+from facelm.inference.detectors.detection import Detections, box_iou, square_boxes
 from facelm.inference.drawing import draw_faces
 from facelm.inference.faces import detected_points, frames_of, predict_frames
 from facelm.inference.framing import landmark_frames
