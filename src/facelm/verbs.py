@@ -77,7 +77,7 @@ COMMANDS: dict[str, Verb] = {
                    reads=("data_dir", "train_sets", "splits.val", "run_name", "train.size", "train.epochs", "preprocess",
                           "tune"), also=("results_dir", "submissions_dir")),
     "export": Verb("facelm.inference.pytorch.export", "export a model or ensemble to a self-contained ONNX file (card in its metadata)"),
-    "ship": Verb("facelm.challenge.ship", "turn a trained model into a shipped pretrained model (ONNX + model card) in facelm/weights"),
+    "ship": Verb("facelm.release.ship", "turn a trained model into a shipped pretrained model (ONNX + model card) in facelm/weights"),
     "predict": Verb("facelm.inference.predict", "predict landmarks on crops or photos (with face detection)"),
     "ablation": Verb("facelm.challenge.ablation", "train every method briefly and write the ablation table",
                      reads=("data_dir", "splits", "train_set_options", "seed", "preprocess", "augment", "train",
