@@ -22,8 +22,8 @@ import numpy as np
 import torch
 
 from facelm.data.folder import imread_rgb, open_folder
-from facelm.inference.detect import DETECTORS, calibrate, create_detector
-from facelm.inference.detection import match_face
+from facelm.inference.detectors.detection import match_face
+from facelm.inference.detectors.registry import DETECTORS, calibrate, create_detector
 from facelm.inference.faces import predict_faces
 from facelm.inference.loading import load_predictor
 from facelm.metrics import nme

@@ -2,7 +2,7 @@
 
     python benchmarks/detect_calibration.py --detector yunet   # prints the BoxCalibration to store in code
 
-Fits :func:`facelm.inference.detect.calibrate` on ``--folder`` (default ../shared/data/300w_train)
+Fits :func:`facelm.inference.detectors.registry.calibrate` on ``--folder`` (default ../shared/data/300w_train)
 and prints the constants plus the faces used; the detector modules quote this command next to
 their stored constants.
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 import cv2
 
 from facelm.data.folder import open_folder
-from facelm.inference.detect import calibrate, create_detector
+from facelm.inference.detectors.registry import calibrate, create_detector
 
 DATA = Path(os.environ.get("FACELM_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
 DEFAULT_FOLDER = DATA / "300w_train"

@@ -6,7 +6,7 @@
 
 Each model (a registered name, a ``model.pt``, an outside teacher's spec ``KIND:PATH`` -- timed side by
 side with the students, in the same run -- or an exported ``.onnx`` with its ``.pt`` source
-named in the card) is exported to ONNX in a temporary folder (``facelm.inference.export``) and timed on
+named in the card) is exported to ONNX in a temporary folder (``facelm.inference.pytorch.export``) and timed on
 random model inputs (B, 3, S, S), i.e. the network alone, preprocessing excluded:
 
 * ms per face at batch 1 with 1 thread and with all threads (median of ``--runs`` calls),
@@ -37,7 +37,7 @@ import torch
 from facelm.challenge.model_card import host_record
 from facelm.config import is_teacher_spec
 from facelm.models.checkpoint import load_model
-from facelm.inference.export import LandmarkGraph, export_onnx
+from facelm.inference.pytorch.export import LandmarkGraph, export_onnx
 from facelm.models import create_model
 
 DEFAULT_MODELS = ["mobilenetv3_small_100", "lcnet_100", "pfld_100"]

@@ -30,7 +30,7 @@ import numpy as np
 from facelm.data.annot import load_annot
 from facelm.data.prepare import read_points
 import facelm
-from facelm.inference.detect import DETECTORS
+from facelm.inference.detectors.registry import DETECTORS
 from facelm.landmarks68 import bbox
 
 DATA = Path(os.environ.get("FACELM_SHARED_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))

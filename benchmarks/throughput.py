@@ -22,7 +22,7 @@ import cv2
 import torch
 
 from facelm.data.folder import imread_rgb, list_images
-from facelm.inference.detect import DETECTORS, create_detector
+from facelm.inference.detectors.registry import DETECTORS, create_detector
 from facelm.inference.faces import predict_faces
 from facelm.inference.landmarker import Landmarker
 from facelm.inference.loading import load_predictor

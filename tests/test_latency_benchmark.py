@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from facelm.inference.export import export_onnx
+from facelm.inference.pytorch.export import export_onnx
 from facelm.models import create_model
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "latency.py"

@@ -1,8 +1,9 @@
 """The package's import graph: no cycles, and every import points down the stack.
 
 The stack (lowest first): top-level helpers <- data <- models <- training | inference
-<- labels | challenge <- cli (labels: training sets made from other data: photo sets, relabelled sets,
-rendered poses). Imports inside functions count too: a lazy import is still a dependency.
+<- labels | challenge <- release <- cli (labels: training sets made from other data: photo sets,
+relabelled sets, rendered poses; release: a trained model -> a shipped model, with its challenge card).
+Imports inside functions count too: a lazy import is still a dependency.
 The package root (``facelm/__init__.py``) is the public API facade: it re-exports
 ``facelm.Landmarker`` lazily, so it sits at the top with the CLI.
 A new module is covered the day it is added (the graph is read from the source tree).
@@ -18,9 +19,9 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "facelm"
 
 #: subpackage -> layer; top-level modules are layer 0 except the CLI entry points.
-LAYERS = {"data": 1, "models": 2, "training": 3, "inference": 3, "labels": 4, "challenge": 4}
-TOP_LEVEL_LAYER = {"cli": 5, "__main__": 5}
-ROOT_LAYER = 5
+LAYERS = {"data": 1, "models": 2, "training": 3, "inference": 3, "labels": 4, "challenge": 4, "release": 5}
+TOP_LEVEL_LAYER = {"cli": 6, "__main__": 6}
+ROOT_LAYER = 6
 
 
 def module_name(path: Path) -> str:

@@ -8,8 +8,8 @@ import pytest
 
 from facelm.data.folder import imread_rgb, open_folder
 from facelm.errors import FacelmError
-from facelm.inference.detect import DEFAULT_DETECTOR, DETECTORS, calibrate, create_detector
-from facelm.inference.detection import match_face
+from facelm.inference.detectors.detection import match_face
+from facelm.inference.detectors.registry import DEFAULT_DETECTOR, DETECTORS, calibrate, create_detector
 from facelm.inference.faces import frames_of
 from facelm.inference.framing import crop_transforms, keypoint_roll, landmark_roll
 
@@ -108,10 +108,10 @@ def test_calibrate_needs_labels(tmp_path):
 def test_auto_picks_the_best_installed_detector(monkeypatch, capsys):
     """yunet where yuface is installed; without it the bundled MTCNN, silently; Haar, with a one-line
     note saying so, only if MTCNN cannot load."""
-    import facelm.inference.detect as detect
-    from facelm.inference.haar import HaarDetector
-    from facelm.inference.mtcnn import MtcnnDetector
-    from facelm.inference.yunet import YuNetDetector
+    import facelm.inference.detectors.registry as detect
+    from facelm.inference.detectors.haar import HaarDetector
+    from facelm.inference.detectors.mtcnn import MtcnnDetector
+    from facelm.inference.detectors.yunet import YuNetDetector
 
     assert isinstance(create_detector(), YuNetDetector)  # this platform has the yuface wheel
     monkeypatch.setattr(detect, "find_spec", lambda name: None)

@@ -13,12 +13,12 @@ import torch
 from facelm.data.annot import load_annot
 from facelm.models.checkpoint import save_checkpoint
 from facelm.errors import FacelmError
-from facelm.inference.export import export_onnx
+from facelm.inference.pytorch.export import export_onnx
 from facelm.data.folder import imread_rgb
 from facelm.models import count_params, create_model, model_size_mb
 from facelm.inference.onnx_predictor import OnnxPredictor
 from facelm.inference.loading import EnsemblePredictor, load_predictor
-from facelm.inference.predictor import Predictor
+from facelm.inference.pytorch.predictor import Predictor
 
 torch.set_num_threads(1)  # a 2-thread OpenMP pool crawls when other jobs share the 2 cores
 

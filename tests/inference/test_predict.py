@@ -12,7 +12,7 @@ import torch
 
 from facelm.models.checkpoint import save_checkpoint
 from facelm.cli import main
-from facelm.inference.export import export_onnx
+from facelm.inference.pytorch.export import export_onnx
 from facelm.data.folder import imread_rgb
 from facelm.models import count_params, create_model, model_size_mb
 from facelm.inference.onnx_predictor import OnnxPredictor

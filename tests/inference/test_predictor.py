@@ -14,7 +14,7 @@ from facelm.challenge.evaluate import evaluate
 from facelm.data.folder import imread_rgb, list_images
 from facelm.inference.base import predict_folder
 from facelm.inference.loading import EnsemblePredictor, load_predictor
-from facelm.inference.predictor import Predictor
+from facelm.inference.pytorch.predictor import Predictor
 
 
 @pytest.fixture

@@ -107,7 +107,7 @@ def test_input_types(lm, photo):
 def test_a_turned_photo_keeps_its_points_on_the_face(lm, photo, turns):
     """The photo turned by quarter turns (no EXIF): every face found has the upright points, turned.
     (The upright detector misses some sideways faces: found ones must be right, not all found.)"""
-    from facelm.inference.detection import from_quarter_turn
+    from facelm.inference.detectors.detection import from_quarter_turn
 
     upright = lm(photo)
     turned = lm(np.ascontiguousarray(np.rot90(photo, turns)))

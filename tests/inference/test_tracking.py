@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from facelm.data.annot import load_annot
-from facelm.inference.detect import create_detector
+from facelm.inference.detectors.registry import create_detector
 from facelm.inference.faces import predict_faces
 from facelm.inference.loading import load_predictor
 from facelm.inference.video import FaceTracker, VideoOptions, box_iou

@@ -12,7 +12,7 @@ import torch
 
 from facelm.cli import main
 from facelm.data.annot import load_annot
-from facelm.inference.detect import create_detector
+from facelm.inference.detectors.registry import create_detector
 from facelm.inference.framing import BoxCalibration, landmark_frames
 from facelm.inference.landmarker import Landmarker
 from facelm.inference.one_euro import OneEuroFilter

@@ -57,7 +57,7 @@ def test_offset_head_trains_its_offsets_and_decodes_through_them():
 
 def test_offset_head_exports_to_onnx_with_the_same_points(tmp_path):
     """export_onnx checks onnxruntime against eager PyTorch (1e-3 px) and raises on a mismatch."""
-    from facelm.inference.export import export_onnx
+    from facelm.inference.pytorch.export import export_onnx
 
     model = create_model("mobilenetv3_small_100", head="heatmap_offset").eval()
     card = export_onnx(model, tmp_path / "offset.onnx", size=64)

@@ -176,7 +176,7 @@ def test_pfld_counts_without_its_training_only_pose_branch():
     parameter count and the MB the budget reads."""
     import torch
 
-    from facelm.inference.export import LandmarkGraph
+    from facelm.inference.pytorch.export import LandmarkGraph
     from facelm.models import count_params
 
     model = create_model("pfld_025")

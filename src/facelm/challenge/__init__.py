@@ -1,3 +1,4 @@
 """Challenge stages of the DAG: evaluation, ensembling, the submission and its checks, scoring,
-the report and the ablation table. The top of the dependency stack (only ``facelm.cli`` is above).
+the report and the ablation table. Only ``facelm.release`` (a model card -> a shipped model) and
+``facelm.cli`` are above it in the dependency stack.
 """

@@ -94,8 +94,8 @@ def merged_provenance(members: list[dict]) -> dict | None:
 def build_card(model_path: str | os.PathLike, val_folder: str | os.PathLike, runs: int = 200,
                hflip_tta: bool | None = None, face_model: str | os.PathLike | None = None) -> dict:
     """Scores, sizes and latency of ``model_path`` (see the module docstring), as one dict."""
-    from facelm.inference.export import export_onnx
     from facelm.inference.loading import load_predictor
+    from facelm.inference.pytorch.export import export_onnx
 
     model_path = Path(model_path)
     predictor = load_predictor(model_path)

@@ -5,7 +5,7 @@
 Batched end to end: images are preprocessed as one batch per input size (gamma at full
 resolution, INTER_AREA resize -- exactly the training cache) and run through the network in
 ``batch_size`` chunks. Points come back as ``x * W / S, y * H / S``. Subclasses
-(:mod:`facelm.inference.predictor` for PyTorch, :mod:`facelm.inference.onnx_predictor` for
+(:mod:`facelm.inference.pytorch.predictor` for PyTorch, :mod:`facelm.inference.onnx_predictor` for
 onnxruntime) only run the network; :func:`facelm.inference.loading.load_predictor` picks one.
 """
 

@@ -6,17 +6,103 @@ points mapped back to each photo.
 Detection runs on the whole list at once (``detector.detect_batch``), every face of every image is
 cropped like a training crop (:mod:`facelm.inference.framing`) and all crops go through the model in
 one ``predictor.predict`` call.
+
+The :class:`Face` record (what :class:`facelm.Landmarker` and the video tracker return), its
+confidence and pose, and :func:`to_rgb` (the images they take) live here too, below both of them.
 """
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
 from typing import NamedTuple, Sequence
 
+import cv2
 import numpy as np
 
-from facelm.inference.detection import Detections, Detector
+from facelm.data.pose import pose_from_landmarks
+from facelm.errors import FacelmError
+from facelm.inference.detectors.detection import Detections, Detector, box_iou, square_boxes
 from facelm.inference.framing import crop_faces, landmark_frames, to_image
-from facelm.landmarks68 import CHALLENGE_SIZE
+from facelm.landmarks68 import CHALLENGE_SIZE, CROP_BOX_FRACTION, CROP_CENTRE
+
+
+#: the coordinate convention of every point facelm returns or writes
+COORDINATES = ("pixels of the input image, continuous: x right, y down, (0, 0) the top-left corner of the "
+               "top-left pixel, pixel (i, j) covers [i, i+1) x [j, j+1); 68 points in the iBUG/300-W order")
+COLORS = ("bgr", "rgb")
+
+
+@dataclass(frozen=True)
+class Face:
+    """One face of an image.
+
+    ``box``: float32 (4,) x0, y0, x1, y1 -- the detector's box (or the box given, in the same sense: a
+    face box from forehead to chin, which the detector's calibration frames like a training crop);
+    ``score``: the detector's score 0..1 (None for a given box or a ready-made crop);
+    ``landmarks``: float32 (68, 2) x, y in the image (:data:`COORDINATES`);
+    ``confidence``: 0..1, how well the points' box agrees with the face's expected landmark box
+    (IoU of the two square boxes; low when the points drifted off the face);
+    ``pose``: float32 (3,) yaw, pitch, roll in degrees (:mod:`facelm.data.pose` signs);
+    ``keypoints``: float32 (5, 2) the detector's eyes, nose tip and mouth corners (None without them),
+    so ``lm(image, boxes=faces)`` frames the faces exactly as they were detected.
+    """
+
+    box: np.ndarray
+    score: float | None
+    landmarks: np.ndarray
+    confidence: float
+    pose: np.ndarray
+    keypoints: np.ndarray | None = None
+
+    def to_dict(self, decimals: int = 2) -> dict:
+        """JSON-ready: numbers rounded to ``decimals`` (0.01 px by default)."""
+        return {"box": np.round(self.box.astype(np.float64), decimals).tolist(),
+                "score": None if self.score is None else round(float(self.score), 4),
+                "confidence": round(float(self.confidence), 4),
+                "pose_deg": {k: round(float(v), 2) for k, v in zip(("yaw", "pitch", "roll"), self.pose)},
+                "landmarks": np.round(self.landmarks.astype(np.float64), decimals).tolist()}
+
+
+def frame_agreement(expected: tuple[np.ndarray, np.ndarray, np.ndarray], points: np.ndarray) -> np.ndarray:
+    """(K,) IoU of the square boxes of expected landmark frames (centres, sizes, rolls) and of the points' frames."""
+    got = landmark_frames(points)
+    return np.diagonal(box_iou(square_boxes(*expected[:2]), square_boxes(*got[:2]))).copy()
+
+
+def poses_deg(landmarks: np.ndarray) -> np.ndarray:
+    """(K, 68, 2) points -> (K, 3) yaw, pitch, roll degrees, each face posed in its own crop frame
+    (the camera of a training crop), so the pose does not depend on where the face is in the photo."""
+    landmarks = np.asarray(landmarks, np.float64).reshape(-1, 68, 2)
+    if not len(landmarks):
+        return np.zeros((0, 3), np.float32)
+    centres, sizes, _ = landmark_frames(landmarks, roll=False)
+    scale = CROP_BOX_FRACTION * CHALLENGE_SIZE / np.maximum(sizes, 1e-9)
+    in_crop = (landmarks - centres[:, None]) * scale[:, None, None] + np.asarray(CROP_CENTRE) * CHALLENGE_SIZE
+    return np.degrees(pose_from_landmarks(in_crop, CHALLENGE_SIZE)).astype(np.float32)
+
+
+def to_rgb(image, color: str = "bgr", index: int = 0) -> np.ndarray:
+    """An image as :meth:`Landmarker.__call__` takes it -> a contiguous uint8 RGB (H, W, 3) array, or a
+    FacelmError saying what was passed. Alpha is dropped (as ``facelm predict`` reads such files)."""
+    if color not in COLORS:
+        raise FacelmError(f"color must be one of {', '.join(COLORS)}, got {color!r}")
+    if type(image).__module__.startswith("PIL.") and hasattr(image, "convert"):
+        return np.ascontiguousarray(np.asarray(image.convert("RGB")))  # the mode says what the pixels are
+    if image is None:
+        raise FacelmError(f"image {index} is None (what cv2.imread returns for a file it cannot read: check the path)")
+    if isinstance(image, (str, os.PathLike)):
+        raise FacelmError(f"image {index} is a path ({os.fspath(image)!r}), not pixels: pass cv2.imread(path), "
+                          "or run `facelm predict PATH`")
+    array = np.asarray(image)
+    channels = array.shape[2] if array.ndim == 3 else 1
+    if array.dtype != np.uint8 or array.ndim not in (2, 3) or channels not in (1, 3, 4) or 0 in array.shape:
+        raise FacelmError(f"image {index}: expected a uint8 array (H, W, 3), (H, W) grey or (H, W, 4) with alpha, "
+                          f"got {type(image).__name__} {array.dtype} {array.shape}")
+    if channels == 1:
+        return cv2.cvtColor(array.reshape(array.shape[:2]), cv2.COLOR_GRAY2RGB)
+    array = array[:, :, :3]
+    return np.ascontiguousarray(array[:, :, ::-1] if color == "bgr" else array)
 
 
 class Faces(NamedTuple):
@@ -68,7 +154,7 @@ def detected_points(predictor, detector: Detector, images: Sequence[np.ndarray],
     last predicted in, the keypoints that framed them), by :func:`two_passes`.
 
     Where the keypoints were replaced by a turned search (``first_keypoints``,
-    :class:`~facelm.inference.detection.AnyRotation`), both framings run and each face keeps the
+    :class:`~facelm.inference.detectors.detection.AnyRotation`), both framings run and each face keeps the
     one whose two passes agree best. The one framing of detected faces, for photos and videos alike."""
     frames = [frames_of(detector, d) for d in found]
     points, refined, spread = two_passes(predictor, images, frames, batch_size, **predict_kwargs)

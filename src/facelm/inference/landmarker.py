@@ -8,7 +8,7 @@ Coordinates are continuous pixel coordinates of the image given: x to the right,
 top-left corner of the top-left pixel at (0, 0), so pixel (i, j) covers [i, i+1) x [j, j+1)
 (:data:`COORDINATES`). The 68 points follow the iBUG / 300-W order.
 
-Faces are found by the detector (:mod:`facelm.inference.detect`), each is cropped the way the
+Faces are found by the detector (:mod:`facelm.inference.detectors.registry`), each is cropped the way the
 training crops were framed, all crops run in one batched prediction, and the points are mapped
 back (:mod:`facelm.inference.faces`). Runs on onnxruntime for ``.onnx`` models (the shipped ones):
 no torch needed.
@@ -17,55 +17,14 @@ no torch needed.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import Sequence
 
-import cv2
 import numpy as np
 
 from facelm.errors import FacelmError
-from facelm.data.pose import pose_from_landmarks
-from facelm.inference.detection import (DEFAULT_MIN_SCORE, AnyRotation, Detections, ScoreFloor, box_iou, check_min_score,
-                                        square_boxes)
-from facelm.inference.faces import detected_points, frames_of
-from facelm.inference.framing import landmark_frames
-from facelm.landmarks68 import CHALLENGE_SIZE, CROP_BOX_FRACTION, CROP_CENTRE
-
-#: the coordinate convention of every point facelm returns or writes
-COORDINATES = ("pixels of the input image, continuous: x right, y down, (0, 0) the top-left corner of the "
-               "top-left pixel, pixel (i, j) covers [i, i+1) x [j, j+1); 68 points in the iBUG/300-W order")
-COLORS = ("bgr", "rgb")
-
-
-@dataclass(frozen=True)
-class Face:
-    """One face of an image.
-
-    ``box``: float32 (4,) x0, y0, x1, y1 -- the detector's box (or the box given, in the same sense: a
-    face box from forehead to chin, which the detector's calibration frames like a training crop);
-    ``score``: the detector's score 0..1 (None for a given box or a ready-made crop);
-    ``landmarks``: float32 (68, 2) x, y in the image (:data:`COORDINATES`);
-    ``confidence``: 0..1, how well the points' box agrees with the face's expected landmark box
-    (IoU of the two square boxes; low when the points drifted off the face);
-    ``pose``: float32 (3,) yaw, pitch, roll in degrees (:mod:`facelm.data.pose` signs);
-    ``keypoints``: float32 (5, 2) the detector's eyes, nose tip and mouth corners (None without them),
-    so ``lm(image, boxes=faces)`` frames the faces exactly as they were detected.
-    """
-
-    box: np.ndarray
-    score: float | None
-    landmarks: np.ndarray
-    confidence: float
-    pose: np.ndarray
-    keypoints: np.ndarray | None = None
-
-    def to_dict(self, decimals: int = 2) -> dict:
-        """JSON-ready: numbers rounded to ``decimals`` (0.01 px by default)."""
-        return {"box": np.round(self.box.astype(np.float64), decimals).tolist(),
-                "score": None if self.score is None else round(float(self.score), 4),
-                "confidence": round(float(self.confidence), 4),
-                "pose_deg": {k: round(float(v), 2) for k, v in zip(("yaw", "pitch", "roll"), self.pose)},
-                "landmarks": np.round(self.landmarks.astype(np.float64), decimals).tolist()}
+from facelm.inference.detectors.detection import DEFAULT_MIN_SCORE, AnyRotation, Detections, ScoreFloor, check_min_score
+from facelm.inference.faces import COORDINATES, Face, detected_points, frame_agreement, frames_of, poses_deg, to_rgb
+from facelm.landmarks68 import CROP_BOX_FRACTION, CROP_CENTRE
 
 
 def crop_frames(sides: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -74,41 +33,23 @@ def crop_frames(sides: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return np.asarray(CROP_CENTRE)[None] * sides[:, None], CROP_BOX_FRACTION * sides, np.zeros(len(sides))
 
 
-def frame_agreement(expected: tuple[np.ndarray, np.ndarray, np.ndarray], points: np.ndarray) -> np.ndarray:
-    """(K,) IoU of the square boxes of expected landmark frames (centres, sizes, rolls) and of the points' frames."""
-    got = landmark_frames(points)
-    return np.diagonal(box_iou(square_boxes(*expected[:2]), square_boxes(*got[:2]))).copy()
-
-
-def poses_deg(landmarks: np.ndarray) -> np.ndarray:
-    """(K, 68, 2) points -> (K, 3) yaw, pitch, roll degrees, each face posed in its own crop frame
-    (the camera of a training crop), so the pose does not depend on where the face is in the photo."""
-    landmarks = np.asarray(landmarks, np.float64).reshape(-1, 68, 2)
-    if not len(landmarks):
-        return np.zeros((0, 3), np.float32)
-    centres, sizes, _ = landmark_frames(landmarks, roll=False)
-    scale = CROP_BOX_FRACTION * CHALLENGE_SIZE / np.maximum(sizes, 1e-9)
-    in_crop = (landmarks - centres[:, None]) * scale[:, None, None] + np.asarray(CROP_CENTRE) * CHALLENGE_SIZE
-    return np.degrees(pose_from_landmarks(in_crop, CHALLENGE_SIZE)).astype(np.float32)
-
-
 class Landmarker:
     """Faces and 68 landmarks of images: ``Landmarker()(image) -> [Face, ...]``.
 
     ``model``: None (the default shipped model), a shipped name (``"fast"``, ``"budget"``; see
     ``facelm models --pretrained``), or a file (``.onnx``; ``.pt`` / ensemble ``.json`` need the
-    training install). ``detector``: a name of :data:`facelm.inference.detect.DETECTORS` (default
+    training install). ``detector``: a name of :data:`facelm.inference.detectors.registry.DETECTORS` (default
     ``auto``: YuNet where installed) or a detector object. ``threads``: CPU threads of the model (default 1: fastest per
     process on a shared machine). ``device``: ``cpu`` or ``cuda``. ``hflip_tta``: average with the
     mirrored prediction (default: the model's own setting). ``min_score``: detections scoring
-    below it (0..1) are dropped (default :data:`~facelm.inference.detection.DEFAULT_MIN_SCORE`:
+    below it (0..1) are dropped (default :data:`~facelm.inference.detectors.detection.DEFAULT_MIN_SCORE`:
     drops hands and ears the detector takes for faces).
     """
 
     def __init__(self, model: str | os.PathLike | None = None, detector=None, threads: int | None = 1,
                  device: str | None = None, hflip_tta: bool | None = None, min_score: float = DEFAULT_MIN_SCORE,
                  any_rotation: bool = True):
-        from facelm.inference.detect import DEFAULT_DETECTOR, create_detector
+        from facelm.inference.detectors.registry import DEFAULT_DETECTOR, create_detector
         from facelm.inference.loading import load_predictor
         from facelm.inference.shipped import resolve_model
 
@@ -130,7 +71,7 @@ class Landmarker:
     def detector(self):
         """The face detector, created on first use (ready-made crops never need one): its detections
         below ``min_score`` dropped and, with ``any_rotation`` and a detector that gives keypoints,
-        faces found at any in-plane angle (:class:`~facelm.inference.detection.AnyRotation`)."""
+        faces found at any in-plane angle (:class:`~facelm.inference.detectors.detection.AnyRotation`)."""
         if self._detector is None:
             self._detector = self._wrap(self._create_detector(self._detector_spec))
         return self._detector
@@ -154,7 +95,7 @@ class Landmarker:
         return self.faces_of_detections(rgb, [given_detections(b, i) for i, b in enumerate(boxes)])
 
     def faces_of_detections(self, rgb: Sequence[np.ndarray], found: Sequence) -> list[list[Face]]:
-        """RGB images and their :class:`~facelm.inference.detection.Detections` (from :attr:`detector`) -> faces.
+        """RGB images and their :class:`~facelm.inference.detectors.detection.Detections` (from :attr:`detector`) -> faces.
 
         Each face is predicted twice: in the crop its box and keypoints frame, then in the upright crop
         framed by those first points (their eye line sets the roll), which corrects a roll that the
@@ -191,29 +132,6 @@ class Landmarker:
 
     def _predict_kwargs(self) -> dict:
         return {} if self.hflip_tta is None else {"hflip_tta": self.hflip_tta}
-
-
-def to_rgb(image, color: str = "bgr", index: int = 0) -> np.ndarray:
-    """An image as :meth:`Landmarker.__call__` takes it -> a contiguous uint8 RGB (H, W, 3) array, or a
-    FacelmError saying what was passed. Alpha is dropped (as ``facelm predict`` reads such files)."""
-    if color not in COLORS:
-        raise FacelmError(f"color must be one of {', '.join(COLORS)}, got {color!r}")
-    if type(image).__module__.startswith("PIL.") and hasattr(image, "convert"):
-        return np.ascontiguousarray(np.asarray(image.convert("RGB")))  # the mode says what the pixels are
-    if image is None:
-        raise FacelmError(f"image {index} is None (what cv2.imread returns for a file it cannot read: check the path)")
-    if isinstance(image, (str, os.PathLike)):
-        raise FacelmError(f"image {index} is a path ({os.fspath(image)!r}), not pixels: pass cv2.imread(path), "
-                          "or run `facelm predict PATH`")
-    array = np.asarray(image)
-    channels = array.shape[2] if array.ndim == 3 else 1
-    if array.dtype != np.uint8 or array.ndim not in (2, 3) or channels not in (1, 3, 4) or 0 in array.shape:
-        raise FacelmError(f"image {index}: expected a uint8 array (H, W, 3), (H, W) grey or (H, W, 4) with alpha, "
-                          f"got {type(image).__name__} {array.dtype} {array.shape}")
-    if channels == 1:
-        return cv2.cvtColor(array.reshape(array.shape[:2]), cv2.COLOR_GRAY2RGB)
-    array = array[:, :, :3]
-    return np.ascontiguousarray(array[:, :, ::-1] if color == "bgr" else array)
 
 
 def checked_boxes(boxes, where: str) -> np.ndarray:

@@ -87,6 +87,6 @@ def load_predictor(path: str | os.PathLike, device: str | None = None, threads: 
         torch.set_num_threads(int(threads))
     if suffix == ".json":
         return EnsemblePredictor.from_file(path, within, device, threads)
-    from facelm.inference.predictor import Predictor
+    from facelm.inference.pytorch.predictor import Predictor
 
     return Predictor.from_file(path, device)

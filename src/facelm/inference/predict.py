@@ -45,7 +45,7 @@ from facelm.data.folder import imread_rgb
 from facelm.data.limits import positive_int
 from facelm.errors import FacelmError
 from facelm.inference.inputs import PHOTO_SUFFIXES, VIDEO_SUFFIXES
-from facelm.inference.detection import box_iou, square_boxes
+from facelm.inference.detectors.detection import box_iou, square_boxes
 from facelm.inference.drawing import draw_faces
 from facelm.inference.landmarker import COORDINATES, Face, Landmarker, checked_boxes, crop_frames
 
@@ -232,8 +232,8 @@ def _write(out: Path, name: str, path: Path, image: np.ndarray, how: str, faces:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from facelm.inference.detect import DEFAULT_DETECTOR, DETECTORS
-    from facelm.inference.detection import DEFAULT_MIN_SCORE
+    from facelm.inference.detectors.detection import DEFAULT_MIN_SCORE
+    from facelm.inference.detectors.registry import DEFAULT_DETECTOR, DETECTORS
     from facelm.inference.onnx_predictor import PROVIDERS
 
     parser.add_argument("inputs", nargs="+", metavar="INPUT",

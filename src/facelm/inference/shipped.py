@@ -3,7 +3,7 @@
 
 Each shipped model is ``NAME.onnx`` (self-contained: its card is in the ONNX metadata,
 :func:`facelm.inference.onnx_predictor.read_onnx_card`) with its human-readable card ``NAME.md``;
-``facelm ship`` (:mod:`facelm.challenge.ship`) writes both. Reading them needs onnxruntime only.
+``facelm ship`` (:mod:`facelm.release.ship`) writes both. Reading them needs onnxruntime only.
 """
 
 from __future__ import annotations

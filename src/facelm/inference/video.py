@@ -41,11 +41,11 @@ import numpy as np
 
 from facelm.atomic import atomic_open, atomic_path
 from facelm.errors import FacelmError
-from facelm.inference.detection import Detections, box_iou, square_boxes
+from facelm.inference.detectors.detection import Detections, box_iou, square_boxes
 from facelm.inference.drawing import draw_faces
-from facelm.inference.faces import detected_points, frames_of, predict_frames
+from facelm.inference.faces import (COLORS, Face, detected_points, frame_agreement, frames_of, poses_deg,
+                                    predict_frames, to_rgb)
 from facelm.inference.framing import landmark_frames
-from facelm.inference.landmarker import COLORS, Face, frame_agreement, poses_deg, to_rgb
 from facelm.inference.one_euro import OneEuroFilter
 from facelm.inference.point_flow import agreement, face_motion, flow_points, move_frames
 from facelm.landmarks68 import bbox
@@ -106,7 +106,7 @@ class Track:
 
 @dataclass(frozen=True)
 class TrackedFace(Face):
-    """One face of one video frame: a :class:`~facelm.inference.landmarker.Face` with its track.
+    """One face of one video frame: a :class:`~facelm.inference.faces.Face` with its track.
 
     ``id``: the track id, the same for one face from frame to frame (a face lost and found again
     near where it was within :data:`REID_SECONDS` gets its id back); ``source``: ``detect`` (framed

@@ -3,7 +3,7 @@
     facelm photo-set SRC OUT --teacher 3ddfa_v2:../shared/models/3ddfa_v2,pixel_centres=1,jitter=13 \\
         --eval ../shared/data/aflw_val --eval ../shared/data/aflw_test
 
-Each photo's best face (the default detector, :mod:`facelm.inference.detect`) is framed the way the
+Each photo's best face (the default detector, :mod:`facelm.inference.detectors.registry`) is framed the way the
 challenge crops are framed: a first crop from the detector's box and eye keypoints, the teacher's
 points on it, then the final 384-pixel crop around those points (their box at
 ``CROP_BOX_FRACTION`` of the side, centred at ``CROP_CENTRE``, upright along the eye line) and the
@@ -37,7 +37,7 @@ from facelm.data.annot import save_annot
 from facelm.data.folder import ANNOT_NAME, imread_rgb
 from facelm.data.limits import positive_int
 from facelm.errors import FacelmError
-from facelm.inference.detect import DEFAULT_DETECTOR, create_detector
+from facelm.inference.detectors.registry import DEFAULT_DETECTOR, create_detector
 from facelm.inference.framing import crop_faces, landmark_frames, to_image
 from facelm.labels.near_duplicates import EvaluationFaces, refuse_near_duplicates
 from facelm.landmarks68 import CHALLENGE_SIZE

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from facelm.errors import FacelmError
-from facelm.inference.detection import Detections
+from facelm.inference.detectors.detection import Detections
 from facelm.inference.framing import BoxCalibration
 
 #: CenterFace box + keypoint roll -> landmark box, measured with

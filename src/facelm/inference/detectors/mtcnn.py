@@ -1,7 +1,7 @@
 """MTCNN (Zhang et al. 2016), three small ONNX networks shipped inside facelm and run by onnxruntime.
 
-The detector every platform has: its weights are package data (``facelm/detectors/mtcnn_*.onnx``,
-2 MB; see ``facelm/detectors/LICENSE.txt``), so it needs nothing beyond the inference-only install's
+The detector every platform has: its weights are package data (``facelm/inference/detectors/mtcnn_*.onnx``,
+2 MB; see ``facelm/inference/detectors/LICENSE.txt``), so it needs nothing beyond the inference-only install's
 onnxruntime and OpenCV (no optional wheel, no ``onnx`` import). It gives 5 keypoints (eyes, nose tip,
 mouth corners) that set the crop's roll.
 
@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from facelm.errors import FacelmError
-from facelm.inference.detection import Detections
+from facelm.inference.detectors.detection import Detections
 from facelm.inference.framing import BoxCalibration
 
 #: MTCNN box + keypoint roll -> landmark box, measured with
@@ -33,7 +33,7 @@ _STAGES = ("pnet", "rnet", "onet")
 def _session(stage: str):
     import onnxruntime
 
-    path = files("facelm") / "detectors" / f"mtcnn_{stage}.onnx"
+    path = files("facelm") / "inference" / "detectors" / f"mtcnn_{stage}.onnx"
     if not path.is_file():
         raise FacelmError(f"detector 'mtcnn': its weights are missing from the installed package ({path}); reinstall facelm")
     options = onnxruntime.SessionOptions()

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from facelm.errors import FacelmError
-from facelm.inference.detection import Detections
+from facelm.inference.detectors.detection import Detections
 from facelm.inference.framing import BoxCalibration
 
 #: frontalface_default cascade (HaarDetector defaults) -> landmark box, measured with

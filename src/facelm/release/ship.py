@@ -49,8 +49,8 @@ def ship_model(model: str | Path, name: str, val: str | Path, terms: str | None,
     ``terms`` None: the terms of every source the checkpoint's recorded config names
     (:mod:`facelm.challenge.provenance`), joined. ``hflip_tta``: the shipped model averages each
     face with its mirror image by default (its card records it; twice the time per face)."""
-    from facelm.inference.export import export_onnx, write_onnx_card
     from facelm.inference.onnx_predictor import CARD_FORMAT, read_onnx_card
+    from facelm.inference.pytorch.export import export_onnx, write_onnx_card
 
     if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", name):
         raise FacelmError(f"a shipped model's name is lower-case letters, digits, - and _ (got {name!r})")

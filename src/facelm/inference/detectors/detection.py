@@ -1,6 +1,6 @@
 """What a face detector returns, and how a detection is paired with a labelled face.
 
-Kept apart from the registry (:mod:`facelm.inference.detect`) so the detector modules can
+Kept apart from the registry (:mod:`facelm.inference.detectors.registry`) so the detector modules can
 import it without importing the registry that imports them.
 """
 
