@@ -40,7 +40,7 @@ def test_started_from_the_teacher_it_predicts_like_the_teacher(tddfa_dir, aflw_v
 
 
 def test_it_saves_reloads_and_exports_without_the_teacher_folder(tddfa_dir, tmp_path):
-    from facelm.inference.export import export_onnx
+    from facelm.inference.pytorch.export import export_onnx
     from facelm.inference.loading import load_predictor
     from facelm.models.checkpoint import save_checkpoint
 
