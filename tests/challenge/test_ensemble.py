@@ -45,7 +45,8 @@ def test_build_from_trained_runs(tiny_pipeline):
     config = config.updated(ensemble={"single_model": True})
     single = build_ensemble(config, runs)
     assert len(single["members"]) == 1 and single["members"][0]["weight"] == 1.0
-    config = config.updated(budget_mb=0.5)
+    smallest = min(c["size_mb"] for c in spec["candidates"])
+    config = config.updated(budget_mb=smallest / 2)  # below every candidate
     with pytest.raises(FacelmError, match="budget"):
         build_ensemble(config, runs)
 
