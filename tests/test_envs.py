@@ -31,7 +31,7 @@ def test_every_requirement_is_pinned_exactly():
 def test_every_rule_names_the_conda_env():
     for rules in (REPO / "workflow" / "rules").glob("*.smk"):
         text = rules.read_text()
-        n_rules = len(re.findall(r"^\s*rule\b", text, flags=re.M))  # named, anonymous and generated rules
+        n_rules = len(re.findall(r"^\s*(?:rule|checkpoint)\b", text, flags=re.M))  # named, anonymous, generated rules, checkpoints
         assert n_rules == text.count('"../../envs/facelm.yaml"'), rules
 
 
