@@ -79,10 +79,12 @@ def training_record(model_path: Path) -> dict:
         metrics = read_json(metrics_path, "metrics file") if metrics_path.is_file() else {}
         entry = meta.get("model_entry") or {}
         train = {**(config.get("train") or {}), **(entry.get("train") or {})}  # the model's own overrides win
+        if "epochs" in metrics:  # what ran: a schedule in train.steps sets the epochs at run time
+            train["epochs"] = metrics["epochs"]
+        taught = metrics.get("teacher") if metrics.get("distill_weight", 1.0) else None  # weight 0: no teacher pass
         members.append({"model": meta.get("model_entry"), "fold": meta.get("fold"),
                         "train_sets": config.get("train_sets"), "train": train,
-                        "distill_teacher": metrics.get("teacher"),
-                        "provenance": provenance(config, metrics.get("teacher"))})
+                        "distill_teacher": taught, "provenance": provenance(config, taught)})
     return {"members": members}
 
 
