@@ -123,7 +123,8 @@ def test_the_readmes_webcam_loop_tracks_a_moving_face(aflw_val, tmp_path, monkey
     for r in (tracked, raw):
         assert r["missed"] == 0 and r["switches"] == 0 and r["ids"] == [0]
     # the tracker follows the known motion to a fraction of a pixel, and is as close to the face as detecting every frame
-    assert raw["motion_worst"] < 0.5 and raw["error"] < detected["error"] + 0.3
+    # unsmoothed, the tracked points follow the true motion to within a pixel (one frame moves 6.3 px)
+    assert raw["motion_worst"] < 1.0 and raw["error"] < detected["error"] + 0.3
     # smoothing lags a face moving 6.3 px a frame (160 px/s) by under a frame's motion, under half a frame on average
     step = float(np.linalg.norm(STEP))
     assert tracked["motion_worst"] < step and tracked["motion"] < step / 2 and tracked["error"] < detected["error"] + step / 2
