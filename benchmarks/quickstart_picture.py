@@ -1,6 +1,9 @@
-"""The README's picture: the shipped default model's 68 points on faces of 300w_raw_sample's photos.
+"""The README's picture: the shipped default model's 68 points on faces, each photo as given and turned.
 
-    python benchmarks/quickstart_picture.py            # -> docs/quickstart.jpg
+    python benchmarks/quickstart_picture.py --photos skimage/data --names astronaut.png --turns 0 30 90 180
+        # -> docs/quickstart.jpg, the README's picture: NASA's public-domain portrait of Eileen Collins,
+        #    skimage/data/astronaut.png inside scikit-image's wheel (`pip download --no-deps scikit-image`)
+    python benchmarks/quickstart_picture.py            # 300w_raw_sample's photos (300-W terms: kept out of the repo)
     python benchmarks/quickstart_picture.py --photos ../shared/data/kdef_photos --model fast --model budget \
         --names AM08NEFL.jpg AF14HAHL.jpg AM22SUS.jpg AF25ANHR.jpg BM31NEFR.jpg --out docs/kdef_profiles.jpg
 
@@ -42,17 +45,29 @@ def tile(image: np.ndarray, face: facelm.Face, side: int) -> np.ndarray:
     return draw_faces(cut, [moved], whole_image=True, lines=True)
 
 
-def model_row(lm: facelm.Landmarker, photos: Path, names: list[str], side: int) -> np.ndarray:
-    """The tiles of one model, side by side: each photo's largest face."""
+def turned(image: np.ndarray, degrees: float) -> np.ndarray:
+    """``image`` turned clockwise by ``degrees`` on a canvas that keeps every pixel (edges repeated)."""
+    h, w = image.shape[:2]
+    turn = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), -degrees, 1.0)
+    c, s = abs(turn[0, 0]), abs(turn[0, 1])
+    size = (int(round(w * c + h * s)), int(round(w * s + h * c)))
+    turn[:, 2] += (np.array(size) - [w, h]) / 2
+    return cv2.warpAffine(image, turn, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def model_row(lm: facelm.Landmarker, photos: Path, names: list[str], turns: list[float], side: int) -> np.ndarray:
+    """The tiles of one model, side by side: each photo's largest face, at each turn."""
     tiles = []
     for name in names:
         image = cv2.imread(str(photos / name))
         if image is None:
             raise SystemExit(f"quickstart_picture: cannot read {photos / name}")
-        faces = lm(image)
-        if not faces:
-            raise SystemExit(f"quickstart_picture: no face found in {name}")
-        tiles.append(tile(image, max(faces, key=lambda f: float(np.prod(f.box[2:] - f.box[:2]))), side))
+        for degrees in turns:
+            shown = turned(image, degrees) if degrees else image
+            faces = lm(shown)
+            if not faces:
+                raise SystemExit(f"quickstart_picture: no face found in {name} turned {degrees} degrees")
+            tiles.append(tile(shown, max(faces, key=lambda f: float(np.prod(f.box[2:] - f.box[:2]))), side))
     return np.concatenate(tiles, axis=1)
 
 
@@ -62,10 +77,11 @@ def main() -> None:
     parser.add_argument("--names", nargs="+", default=list(PHOTOS), help="photos in --photos, one tile each")
     parser.add_argument("--model", action="append", help="shipped model name or .onnx, one row each (default: the default model)")
     parser.add_argument("--out", default=str(ROOT / "docs" / "quickstart.jpg"))
+    parser.add_argument("--turns", nargs="+", type=float, default=[0.0], help="clockwise turns in degrees, a tile each")
     parser.add_argument("--side", type=int, default=256, help="tile side in pixels")
     args = parser.parse_args()
     landmarkers = [facelm.Landmarker(model=m) for m in args.model] if args.model else [facelm.Landmarker()]
-    grid = np.concatenate([model_row(lm, Path(args.photos), args.names, args.side) for lm in landmarkers], axis=0)
+    grid = np.concatenate([model_row(lm, Path(args.photos), args.names, args.turns, args.side) for lm in landmarkers], axis=0)
     if not cv2.imwrite(args.out, grid, [cv2.IMWRITE_JPEG_QUALITY, 85]):
         raise FacelmError("cannot write the picture", args.out)
     print(f"{args.out}: {grid.shape[1]}x{grid.shape[0]}, {Path(args.out).stat().st_size / 1024:.0f} KB, "

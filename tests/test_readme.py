@@ -60,3 +60,11 @@ def test_marked_readme_blocks_run_as_written(raw_300w_sample, tmp_path):
 ])
 def test_marked_blocks_parses_only_marked_fences(text, expected):
     assert marked_blocks(text) == expected
+
+
+def test_the_readmes_pictures_are_in_the_repository():
+    """The first screen's picture (and any other) is a tracked file, not one a local script made."""
+    pictures = re.findall(r"!\[[^\]]*\]\(([^)\s]+)\)", README.read_text())
+    assert pictures, "the README shows no picture"
+    tracked = subprocess.run(["git", "ls-files", *pictures], cwd=README.parent, capture_output=True, text=True).stdout.split()
+    assert sorted(tracked) == sorted(pictures), f"not in git: {sorted(set(pictures) - set(tracked))}"
