@@ -86,12 +86,14 @@ def test_box_calibration_fit_recovers_a_known_mapping():
         x0, y0, side, roll = rng.uniform(0, 300), rng.uniform(0, 300), rng.uniform(80, 200), rng.uniform(-0.4, 0.4)
         box = np.array([x0, y0, x0 + side, y0 + side])
         rot = np.array([[np.cos(roll), -np.sin(roll)], [np.sin(roll), np.cos(roll)]])
-        centre, size, _ = truth.landmark_frames(box[None], np.array([[[0, 0], [np.cos(roll), np.sin(roll)], [0, 0], [0, 0], [0, 0]]]))
+        # eyes, nose tip, mouth corners of an upright face, turned by the roll
+        face_keypoints = np.array([[-0.5, 0], [0.5, 0], [0, 0.3], [-0.3, 0.8], [0.3, 0.8]]) @ rot.T
+        centre, size, _ = truth.landmark_frames(box[None], face_keypoints[None])
         unit = shape - (shape.min(0) + shape.max(0)) / 2
         unit = unit / np.sqrt(np.prod(unit.max(0) - unit.min(0)))
         landmarks.append(unit @ rot.T * size[0] + centre[0])
         boxes.append(box)
-        keypoints.append(np.array([[0, 0], [np.cos(roll), np.sin(roll)], [0, 0], [0, 0], [0, 0]]))
+        keypoints.append(face_keypoints)
     fitted = fit_box_calibration(np.array(boxes), np.array(landmarks), np.array(keypoints))
     assert fitted.roll and abs(fitted.dx - truth.dx) < 2e-3 and abs(fitted.dy - truth.dy) < 2e-3
     assert abs(fitted.scale - truth.scale) < 2e-3

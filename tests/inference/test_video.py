@@ -112,6 +112,9 @@ def test_video_writes_csv_and_overlay(aflw_val, models, tmp_path):  # noqa: F811
                  "--min-cutoff", "0.5"]) == 0
     ids, points = read_csv(tmp_path / "out" / "clip.landmarks.csv")
     assert ids[:, 0].tolist() == list(range(8)) and set(ids[:, 1]) == {0} and points.shape == (8, 68, 2)
+    table = np.genfromtxt(tmp_path / "out" / "clip.landmarks.csv", delimiter=",", names=True, dtype=None, encoding=None)
+    visible = np.stack([table[f"v{i}"] for i in range(68)], 1)
+    assert visible.shape == (8, 68) and set(np.unique(visible)) <= {0, 1}
     overlay = cv2.VideoCapture(str(tmp_path / "out" / "clip.overlay.mp4"))
     assert overlay.get(cv2.CAP_PROP_FRAME_COUNT) == 8 and overlay.get(cv2.CAP_PROP_FRAME_WIDTH) == 640
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["clip.landmarks.csv", "clip.overlay.mp4"]

@@ -1,5 +1,6 @@
 """Overlays: faces' 68 points (and boxes, contours, track ids) drawn on an image, for photos and video frames alike.
 
+Visible points are dots, points the head hides (``Face.visible`` False) rings of another colour.
 Dots, lines and labels are sized from each face's own size (``sqrt(w*h)`` of its points' box), not
 from the image's: a small face in a large photo keeps its points apart, a large face gets dots that
 can be seen.
@@ -12,7 +13,7 @@ import numpy as np
 
 from facelm.landmarks68 import CLOSED_GROUPS, GROUPS, bbox, box_size
 
-POINT, LINE, BOX, LABEL = (0, 255, 0), (0, 200, 255), (255, 200, 0), (255, 200, 0)  # RGB
+POINT, HIDDEN_POINT, LINE, BOX, LABEL = (0, 255, 0), (255, 120, 0), (0, 200, 255), (255, 200, 0), (255, 200, 0)  # RGB
 #: a face this many pixels across gets dots of radius 1 (and 2 at twice the size, ...)
 FACE_PX_PER_DOT_RADIUS = 120
 #: lines (contours, box, label strokes) are one pixel wide per this many pixels of face size
@@ -44,8 +45,12 @@ def draw_faces(image: np.ndarray, faces, whole_image: bool = False, lines: bool 
         if lines:
             for group, index in GROUPS.items():
                 cv2.polylines(canvas, [_pixel(face.landmarks[index])[:, None]], group in CLOSED_GROUPS, LINE, width, cv2.LINE_AA)
-        for x, y in _pixel(face.landmarks):
-            cv2.circle(canvas, (int(x), int(y)), radius, POINT, -1, cv2.LINE_AA)
+        visible = getattr(face, "visible", None)
+        for i, (x, y) in enumerate(_pixel(face.landmarks)):
+            if visible is None or visible[i]:
+                cv2.circle(canvas, (int(x), int(y)), radius, POINT, -1, cv2.LINE_AA)
+            else:
+                cv2.circle(canvas, (int(x), int(y)), radius + 1, HIDDEN_POINT, max(1, width), cv2.LINE_AA)
         if getattr(face, "id", None) is not None:
             x0, y0 = _pixel(bbox(face.landmarks)[:2])
             scale = width * 0.6

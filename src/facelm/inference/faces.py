@@ -8,7 +8,7 @@ cropped like a training crop (:mod:`facelm.inference.framing`) and all crops go 
 one ``predictor.predict`` call.
 
 The :class:`Face` record (what :class:`facelm.Landmarker` and the video tracker return), its
-confidence and pose, and :func:`to_rgb` (the images they take) live here too, below both of them.
+confidence, and :func:`to_rgb` (the images they take) live here too, below both of them.
 """
 
 from __future__ import annotations
@@ -20,11 +20,10 @@ from typing import NamedTuple, Sequence
 import cv2
 import numpy as np
 
-from facelm.data.pose import pose_from_landmarks
 from facelm.errors import FacelmError
 from facelm.inference.detectors.detection import Detections, Detector, box_iou, square_boxes
 from facelm.inference.framing import crop_faces, landmark_frames, to_image
-from facelm.landmarks68 import CHALLENGE_SIZE, CROP_BOX_FRACTION, CROP_CENTRE
+from facelm.landmarks68 import CHALLENGE_SIZE
 
 
 #: the coordinate convention of every point facelm returns or writes
@@ -43,7 +42,10 @@ class Face:
     ``landmarks``: float32 (68, 2) x, y in the image (:data:`COORDINATES`);
     ``confidence``: 0..1, how well the points' box agrees with the face's expected landmark box
     (IoU of the two square boxes; low when the points drifted off the face);
-    ``pose``: float32 (3,) yaw, pitch, roll in degrees (:mod:`facelm.data.pose` signs);
+    ``pose``: float32 (3,) yaw, pitch, roll in degrees (yaw > 0 turned towards the image right, pitch > 0
+    looking down, roll > 0 clockwise), from the 3D mean face fitted to the points (:mod:`facelm.data.head3d`);
+    ``visible``: bool (68,), False where the head itself hides the point (the far jaw of a turned face,
+    the far eye of a profile), from the same fit; hands, hair and glasses are not judged;
     ``keypoints``: float32 (5, 2) the detector's eyes, nose tip and mouth corners (None without them),
     so ``lm(image, boxes=faces)`` frames the faces exactly as they were detected.
     """
@@ -53,6 +55,7 @@ class Face:
     landmarks: np.ndarray
     confidence: float
     pose: np.ndarray
+    visible: np.ndarray
     keypoints: np.ndarray | None = None
 
     def to_dict(self, decimals: int = 2) -> dict:
@@ -61,25 +64,14 @@ class Face:
                 "score": None if self.score is None else round(float(self.score), 4),
                 "confidence": round(float(self.confidence), 4),
                 "pose_deg": {k: round(float(v), 2) for k, v in zip(("yaw", "pitch", "roll"), self.pose)},
-                "landmarks": np.round(self.landmarks.astype(np.float64), decimals).tolist()}
+                "landmarks": np.round(self.landmarks.astype(np.float64), decimals).tolist(),
+                "visible": [bool(v) for v in self.visible]}
 
 
 def frame_agreement(expected: tuple[np.ndarray, np.ndarray, np.ndarray], points: np.ndarray) -> np.ndarray:
     """(K,) IoU of the square boxes of expected landmark frames (centres, sizes, rolls) and of the points' frames."""
     got = landmark_frames(points)
     return np.diagonal(box_iou(square_boxes(*expected[:2]), square_boxes(*got[:2]))).copy()
-
-
-def poses_deg(landmarks: np.ndarray) -> np.ndarray:
-    """(K, 68, 2) points -> (K, 3) yaw, pitch, roll degrees, each face posed in its own crop frame
-    (the camera of a training crop), so the pose does not depend on where the face is in the photo."""
-    landmarks = np.asarray(landmarks, np.float64).reshape(-1, 68, 2)
-    if not len(landmarks):
-        return np.zeros((0, 3), np.float32)
-    centres, sizes, _ = landmark_frames(landmarks, roll=False)
-    scale = CROP_BOX_FRACTION * CHALLENGE_SIZE / np.maximum(sizes, 1e-9)
-    in_crop = (landmarks - centres[:, None]) * scale[:, None, None] + np.asarray(CROP_CENTRE) * CHALLENGE_SIZE
-    return np.degrees(pose_from_landmarks(in_crop, CHALLENGE_SIZE)).astype(np.float32)
 
 
 def to_rgb(image, color: str = "bgr", index: int = 0) -> np.ndarray:

@@ -3,7 +3,7 @@
 A training crop puts the box around the 68 points at ``CROP_BOX_FRACTION`` of the crop side,
 centred at ``CROP_CENTRE`` (:mod:`facelm.landmarks68`). Through a detector the 68 points are not
 known yet, so a :class:`BoxCalibration` predicts that landmark box from what the detector gives:
-its box (centre, size ``d = sqrt(w*h)``) and, when it has them, 5 keypoints whose eye line gives
+its box (centre, size ``d = sqrt(w*h)``) and, when it has them, 5 keypoints whose eyes and mouth give
 the roll. The crop is cut along the face's roll (an upright face in the crop) and
 :func:`to_image` maps the predicted points back through the crop->image transform. While
 tracking a video the previous frame's 68 points frame the next crop (:func:`landmark_frames`).
@@ -20,6 +20,7 @@ from facelm.landmarks68 import CHALLENGE_SIZE, CROP_BOX_FRACTION, CROP_CENTRE
 
 #: 68-point indices of the two eyes (image-left eye first on a frontal face)
 _EYES_68 = (slice(36, 42), slice(42, 48))
+_MOUTH_68 = slice(48, 68)
 #: crops are cut this many map rows at a time (bounds the sampling maps' memory; cv2.remap takes
 #: at most SHRT_MAX rows)
 _REMAP_ROWS = 8192
@@ -33,16 +34,27 @@ def _rotate(vectors: np.ndarray, angles: np.ndarray) -> np.ndarray:
     return np.stack([c * vectors[..., 0] - s * vectors[..., 1], s * vectors[..., 0] + c * vectors[..., 1]], -1)
 
 
+def _roll(left_eye: np.ndarray, right_eye: np.ndarray, mouth: np.ndarray) -> np.ndarray:
+    """Roll (K,) radians from the eyes (image-left, image-right) and the mouth's centre, (K, 2) each.
+
+    The eye line alone is only as good as the eyes are far apart: on a full profile the two eyes
+    nearly coincide and their line points anywhere (a face framed upside down). So the eye line is
+    summed with the eyes-to-mouth axis turned a quarter (pointing where the eye line points on an
+    upright face): each counts by its length, the eye line on a frontal face, the axis on a profile."""
+    eye_line = right_eye - left_eye
+    down = mouth - (left_eye + right_eye) / 2
+    right = eye_line + np.stack([down[:, 1], -down[:, 0]], axis=1)
+    return np.arctan2(right[:, 1], right[:, 0])
+
+
 def keypoint_roll(keypoints: np.ndarray) -> np.ndarray:
-    """Roll (K,) radians from 5 keypoints (K, 5, 2): the angle of the line from the image-left to the image-right eye."""
-    eye_line = keypoints[:, 1] - keypoints[:, 0]
-    return np.arctan2(eye_line[:, 1], eye_line[:, 0])
+    """Roll (K,) radians from 5 keypoints (K, 5, 2): eyes (image-left first), nose tip, mouth corners."""
+    return _roll(keypoints[:, 0], keypoints[:, 1], keypoints[:, 3:5].mean(1))
 
 
 def landmark_roll(landmarks: np.ndarray) -> np.ndarray:
-    """Roll (K,) radians of 68-point faces (K, 68, 2), from the eye centres like :func:`keypoint_roll`."""
-    eye_line = landmarks[:, _EYES_68[1]].mean(1) - landmarks[:, _EYES_68[0]].mean(1)
-    return np.arctan2(eye_line[:, 1], eye_line[:, 0])
+    """Roll (K,) radians of 68-point faces (K, 68, 2), from the eye centres and the mouth like :func:`keypoint_roll`."""
+    return _roll(landmarks[:, _EYES_68[0]].mean(1), landmarks[:, _EYES_68[1]].mean(1), landmarks[:, _MOUTH_68].mean(1))
 
 
 def upright_boxes(points: np.ndarray, roll: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -2,7 +2,7 @@
 
     import cv2, facelm
     lm = facelm.Landmarker()                      # the shipped model and the default detector
-    faces = lm(cv2.imread("photo.jpg"))           # -> [Face(box, score, landmarks, confidence, pose), ...]
+    faces = lm(cv2.imread("photo.jpg"))           # -> [Face(box, score, landmarks, confidence, pose, visible), ...]
 
 Coordinates are continuous pixel coordinates of the image given: x to the right, y down, the
 top-left corner of the top-left pixel at (0, 0), so pixel (i, j) covers [i, i+1) x [j, j+1)
@@ -23,7 +23,8 @@ import numpy as np
 
 from facelm.errors import FacelmError
 from facelm.inference.detectors.detection import DEFAULT_MIN_SCORE, AnyRotation, Detections, ScoreFloor, check_min_score
-from facelm.inference.faces import COORDINATES, Face, detected_points, frame_agreement, frames_of, poses_deg, to_rgb
+from facelm.data.head3d import head_pose_and_visibility
+from facelm.inference.faces import COORDINATES, Face, detected_points, frame_agreement, frames_of, to_rgb
 from facelm.landmarks68 import CROP_BOX_FRACTION, CROP_CENTRE
 
 
@@ -173,7 +174,7 @@ def make_faces(boxes: np.ndarray, scores: np.ndarray | None, points: np.ndarray,
     if not len(points):
         return []
     confidence = frame_agreement(tuple(np.asarray(f, np.float64) for f in frames), points)
-    poses = poses_deg(points)
+    poses, visible = head_pose_and_visibility(points)
     scores = [None if scores is None or np.isnan(scores[i]) else float(scores[i]) for i in range(len(points))]
     return [Face(np.asarray(boxes[i], np.float32), scores[i], np.asarray(points[i], np.float32), float(confidence[i]),
-                 poses[i], None if keypoints is None else np.asarray(keypoints[i], np.float32)) for i in range(len(points))]
+                 poses[i], visible[i], None if keypoints is None else np.asarray(keypoints[i], np.float32)) for i in range(len(points))]

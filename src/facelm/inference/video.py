@@ -4,7 +4,7 @@
         frame.faces                                                 # [TrackedFace(id, landmarks, ...), ...]
 
     facelm predict clip.mp4 --out tracked/                          # the same tracker, written to files
-    -> tracked/clip.landmarks.csv  (model, frame, time_s, face, source, score, box_x0..box_y1, x0, y0, ..., x67, y67;
+    -> tracked/clip.landmarks.csv  (model, frame, time_s, face, source, score, box_x0..box_y1, x0, y0, ..., x67, y67, v0..v67;
                                     TrackedFace's fields, coordinates as in facelm.inference.landmarker.COORDINATES, 0.01 px)
        tracked/clip.overlay.mp4    (the clip with each face's points and id drawn)
 
@@ -41,9 +41,10 @@ import numpy as np
 
 from facelm.atomic import atomic_open, atomic_path
 from facelm.errors import FacelmError
+from facelm.data.head3d import head_pose_and_visibility
 from facelm.inference.detectors.detection import Detections, box_iou, square_boxes
 from facelm.inference.drawing import draw_faces
-from facelm.inference.faces import (COLORS, Face, detected_points, frame_agreement, frames_of, poses_deg,
+from facelm.inference.faces import (COLORS, Face, detected_points, frame_agreement, frames_of,
                                     predict_frames, to_rgb)
 from facelm.inference.framing import landmark_frames
 from facelm.inference.one_euro import OneEuroFilter
@@ -292,9 +293,9 @@ class FaceTracker:
         framed = tuple(np.stack(parts) for parts in zip(*(t.framed for t in self.tracks)))
         confidence = frame_agreement(framed, raw)
         boxes = self.detector.calibration.detector_boxes(landmark_frames(points))
-        poses = poses_deg(points)
-        return [TrackedFace(box, t.score, p, float(c), pose, None, t.id, t.source)
-                for t, box, p, c, pose in zip(self.tracks, boxes, points, confidence, poses)]
+        poses, visible = head_pose_and_visibility(points)
+        return [TrackedFace(box, t.score, p, float(c), pose, seen, None, t.id, t.source)
+                for t, box, p, c, pose, seen in zip(self.tracks, boxes, points, confidence, poses, visible)]
 
 
 def _frames_of(source, fps: float | None) -> tuple[Iterator, float, object]:
@@ -354,16 +355,18 @@ def track_frames(landmarker, frames, color: str = "bgr", fps: float | None = Non
 
 def csv_header() -> str:
     coords = ",".join(f"x{i},y{i}" for i in range(68))
-    return f"model,frame,time_s,face,source,score,box_x0,box_y0,box_x1,box_y1,{coords}\n"
+    visible = ",".join(f"v{i}" for i in range(68))
+    return f"model,frame,time_s,face,source,score,box_x0,box_y0,box_x1,box_y1,{coords},{visible}\n"
 
 
 def csv_rows(index: int, fps: float, faces: list[TrackedFace], model: str = "") -> str:
-    """One CSV line per face; coordinates in pixels to 0.01 px (the box is :attr:`TrackedFace.box`, a detector's box)."""
+    """One CSV line per face; coordinates in pixels to 0.01 px (the box is :attr:`TrackedFace.box`, a detector's
+    box), then each point's visibility, 1 or 0 (:attr:`TrackedFace.visible`)."""
     rows = []
     for face in faces:
         numbers = np.concatenate([face.box, face.landmarks.reshape(-1)])
         rows.append(f"{model},{index},{index / fps:.4f},{face.id},{face.source},{face.score:.3f},"
-                    + ",".join(f"{v:.2f}" for v in numbers) + "\n")
+                    + ",".join(f"{v:.2f}" for v in numbers) + "," + ",".join("1" if v else "0" for v in face.visible) + "\n")
     return "".join(rows)
 
 

@@ -23,7 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
+from facelm.atomic import atomic_open
 from facelm.errors import FacelmError
+from facelm.data.head3d import scaled_orthographic
 
 BASES_FILE = "bfm68_bases.npz"
 STATS_FILE = "param_mean_std_62d.npz"
@@ -95,10 +97,10 @@ class BFM68:
         coeffs = prior_mean.copy()
         for _ in range(iterations):
             points = self.shape(coeffs)
-            rows, scale, shift = _camera(points, target)
+            rows, scale, shift = scaled_orthographic(points, target)
             coeffs = self._solve_coeffs(target, rows, scale, shift, prior_mean, prior_std, ridge)
         points = self.shape(coeffs)
-        rows, scale, shift = _camera(points, target)
+        rows, scale, shift = scaled_orthographic(points, target)
         rotation = np.concatenate([rows, np.cross(rows[:, 0], rows[:, 1])[:, None]], axis=1)
         camera_pts = scale[:, None, None] * np.einsum("nij,nkj->nki", rotation, points)
         camera_pts[..., :2] += shift[:, None]
@@ -124,16 +126,14 @@ class BFM68:
         return np.linalg.solve(lhs, b[..., None])[..., 0]
 
 
-def _camera(points: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Scaled orthographic camera per face: rows (N, 2, 3) orthonormal, scale (N,), shift (N, 2)."""
-    centred_pts = points - points.mean(axis=1, keepdims=True)
-    centred_tgt = target - target.mean(axis=1, keepdims=True)
-    # affine least squares: A (2x3) minimising |A p - x|^2
-    gram = np.einsum("nki,nkj->nij", centred_pts, centred_pts)
-    cross = np.einsum("nki,nkj->nij", centred_tgt, centred_pts)  # (N, 2, 3)
-    affine = cross @ np.linalg.inv(gram)
-    u, sv, vt = np.linalg.svd(affine, full_matrices=False)  # nearest scaled orthonormal rows
-    rows = u @ vt
-    scale = sv.mean(axis=1)
-    shift = target.mean(axis=1) - scale[:, None] * np.einsum("nij,nj->ni", rows, points.mean(axis=1))
-    return rows, scale, shift
+def write_mean_face(folder: str | os.PathLike, out: str | os.PathLike) -> np.ndarray:
+    """The BFM's 68-point mean shape -> ``out`` (``.npy``, (68, 3) float32 millimetres in image axes:
+    x right, y down, z towards the camera), the face of :mod:`facelm.data.head3d`; returns it.
+
+        python -c "from facelm.models.bfm import write_mean_face; write_mean_face('../shared/models/3ddfa_v2', 'src/facelm/weights/mean_face_68.npy')"
+    """
+    face = BFM68(folder).mean_shape.reshape(68, 3) * np.array([1.0, -1.0, 1.0]) / 1000.0  # micrometres, y up
+    face = (face - face.mean(axis=0)).astype(np.float32)
+    with atomic_open(out, "wb") as handle:
+        np.save(handle, face)
+    return face
