@@ -13,7 +13,7 @@ import pytest
 
 from facelm.data.annot import load_annot
 from facelm.errors import FacelmError
-from facelm.labels.near_duplicates import MIN_INLIERS, EvaluationFaces
+from facelm.data.near_duplicates import MIN_INLIERS, EvaluationFaces
 from facelm.labels.photo_set import build_photo_set, name_tags
 
 pytest.importorskip("yuface", reason="the default detector's wheel (CPython 3.11, Linux x86_64)")

@@ -25,13 +25,16 @@ if CFG.make_demo_data:
 for _entry, _raw in CFG.prepare.items():
 
     rule:
-        """A train set converted from a raw release folder (config `prepare`) to the challenge format."""
+        """A train set converted from a raw release folder (config `prepare`) to the challenge format; a
+        near-duplicate of a val or test image stops it."""
         name:
             f"prepare_{layout.dataset_key(_entry)}"
         input:
             _raw,
         output:
             directory(layout.dataset_folder(CFG, _entry)),
+        params:
+            evaluation=" ".join(f"--eval {shlex.quote(str(d))}" for d in layout.evaluation_folders(CFG)),
         log:
             RESULTS / "logs" / f"prepare_{layout.dataset_key(_entry)}.log",
         threads: 4
@@ -41,7 +44,7 @@ for _entry, _raw in CFG.prepare.items():
         conda:
             "../../envs/facelm.yaml"
         shell:
-            "{FACELM} prepare {input} {output} --workers {threads} 2> {log}"
+            "{FACELM} prepare {input} {output} --workers {threads} {params.evaluation} 2> {log}"
 
 
 rule check_data:

@@ -48,6 +48,7 @@ for _entry, _opts in CFG.relabel.items():
             teacher=CFG.teacher.spec,
             points=_opts["points"],
             blend=_opts["blend"],
+            evaluation=" ".join(f"--eval {shlex.quote(str(d))}" for d in layout.evaluation_folders(CFG)),
         log:
             RESULTS / "logs" / f"relabel_{layout.dataset_key(_entry)}.log",
         threads: 1
@@ -57,7 +58,7 @@ for _entry, _opts in CFG.relabel.items():
         conda:
             "../../envs/facelm.yaml"
         shell:
-            "{FACELM} relabel {input.source} {output} --teacher '{params.teacher}' --points {params.points}"
+            "{FACELM} relabel {input.source} {output} --teacher '{params.teacher}' --points {params.points} {params.evaluation}"
             " --blend {params.blend} --threads {threads} 2> {log}"
 
 

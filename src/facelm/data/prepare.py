@@ -19,9 +19,11 @@ memory), into a temporary folder that replaces the output folder only when compl
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 from pathlib import Path
+from typing import Sequence
 
 import cv2
 import numpy as np
@@ -30,11 +32,14 @@ from tqdm import tqdm
 from facelm.data.annot import save_annot
 from facelm.data.folder import imread_bgr
 from facelm.data.limits import positive_int
-from facelm.atomic import atomic_dir
+from facelm.atomic import atomic_dir, write_json
+from facelm.data.near_duplicates import add_eval_argument, closest_match, guard_images
 from facelm.errors import FacelmError
 from facelm.landmarks68 import CHALLENGE_SIZE, CROP_BOX_FRACTION, CROP_CENTRE, box_centre, box_size
 
 JPEG_QUALITY = 95
+#: the built folder's record: its source, size and the closest evaluation image
+RECORD_NAME = "prepare.json"
 
 
 def read_points(path: Path) -> np.ndarray:
@@ -121,11 +126,13 @@ def _init_worker() -> None:
 
 
 def prepare_folder(raw_dir: str | os.PathLike, out_dir: str | os.PathLike, workers: int | None = None,
-                   size: int = CHALLENGE_SIZE, limit: int | None = None) -> int:
+                   size: int = CHALLENGE_SIZE, limit: int | None = None, evaluation: Sequence[str | os.PathLike] = ()) -> int:
     """Convert ``raw_dir`` into ``out_dir``; returns the number of faces written.
 
     The folder is built beside ``out_dir`` and renamed into place when complete
     (:func:`facelm.atomic.atomic_dir`), so a failed or killed run leaves the previous folder or none.
+    With ``evaluation`` folders, the crops are compared with their images first and a near-duplicate
+    stops the build (:mod:`facelm.data.near_duplicates`); ``prepare.json`` records the closest match.
     """
     raw_dir, out_dir = Path(raw_dir), Path(out_dir)
     if int(size) < 1 or (limit is not None and limit < 1):
@@ -147,6 +154,9 @@ def prepare_folder(raw_dir: str | os.PathLike, out_dir: str | os.PathLike, worke
             if pool:
                 pool.terminate()
         save_annot(tmp / "annot.pkl", names, landmarks)
+        near = guard_images([tmp / name for name in names], evaluation)
+        write_json(tmp / RECORD_NAME, {"source": str(raw_dir.resolve()), "n_faces": len(names), "size": int(size),
+                                       "near_duplicates": near})
     return len(names)
 
 
@@ -156,9 +166,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--workers", type=int, help="processes (default: up to 4)")
     parser.add_argument("--size", type=positive_int, default=CHALLENGE_SIZE, help="crop side (default 384)")
     parser.add_argument("--limit", type=positive_int, help="convert only the first N faces")
+    add_eval_argument(parser)
 
 
 def main(args) -> int:
-    n = prepare_folder(args.raw_dir, args.out_dir, args.workers, args.size, args.limit)
-    print(f"{args.out_dir}: {n} crops {args.size}x{args.size} + annot.pkl")
+    n = prepare_folder(args.raw_dir, args.out_dir, args.workers, args.size, args.limit, args.eval)
+    near = json.loads((Path(args.out_dir) / RECORD_NAME).read_text())["near_duplicates"]
+    print(f"{args.out_dir}: {n} crops {args.size}x{args.size} + annot.pkl; {closest_match(near)}")
     return 0

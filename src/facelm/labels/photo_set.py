@@ -12,7 +12,7 @@ teacher's points on that crop as its labels. OUT gets the crops (JPEG), ``annot.
 the file name gives them (KDEF), the teacher's head pose) and ``photo_set.json`` (the teacher, its
 terms, the detector, what was skipped and why, and the closest evaluation image found). Nothing
 is written when any crop is a near-duplicate of an evaluation image
-(:mod:`facelm.labels.near_duplicates`): the build stops with one line naming both files.
+(:mod:`facelm.data.near_duplicates`): the build stops with one line naming both files.
 
 All 68 labels are the teacher's: the record says so (``labels: teacher``), and a config entry
 for such a set says it has no labels of its own (``photo_sets``), so the DAG builds it only with a
@@ -39,7 +39,7 @@ from facelm.data.limits import positive_int
 from facelm.errors import FacelmError
 from facelm.inference.detectors.registry import DEFAULT_DETECTOR, create_detector
 from facelm.inference.framing import crop_faces, landmark_frames, to_image
-from facelm.labels.near_duplicates import EvaluationFaces, refuse_near_duplicates
+from facelm.data.near_duplicates import EvaluationFaces, add_eval_argument, closest_match, refuse_near_duplicates
 from facelm.landmarks68 import CHALLENGE_SIZE
 from facelm.models.teachers import load_teacher
 
@@ -172,8 +172,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("src", help="folder of photos (one main face each)")
     parser.add_argument("out", help="output challenge-format folder: crops, annot.pkl, photos.csv, photo_set.json")
     parser.add_argument("--teacher", required=True, help="teacher spec, e.g. 3ddfa_v2:../shared/models/3ddfa_v2,jitter=13")
-    parser.add_argument("--eval", action="append", default=[], metavar="DIR",
-                        help="evaluation folder to keep out (repeat; e.g. aflw_val and aflw_test)")
+    add_eval_argument(parser)
     parser.add_argument("--detector", default=DEFAULT_DETECTOR)
     parser.add_argument("--min-score", type=float, default=0.5, help="skip photos whose best face scores lower")
     parser.add_argument("--limit", type=positive_int, help="only the first N photos (sorted by name)")
@@ -184,8 +183,6 @@ def main(args) -> int:
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
     record = build_photo_set(args.src, args.out, args.teacher, args.eval, args.detector, args.min_score, args.limit)
-    near = record["near_duplicates"]
     print(f"{args.out}: {record['n_faces']} faces from {record['n_photos']} photos ({len(record['skipped'])} skipped), "
-          f"labelled by {args.teacher}; closest evaluation image {near['closest_evaluation_image']} "
-          f"({near['closest_inliers']} matching keypoints, {near['closest_image']}), {time.perf_counter() - started:.0f} s")
+          f"labelled by {args.teacher}; {closest_match(record['near_duplicates'])}, {time.perf_counter() - started:.0f} s")
     return 0

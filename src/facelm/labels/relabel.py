@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -34,6 +35,7 @@ from facelm.atomic import atomic_dir, write_json
 from facelm.data.annot import save_annot
 from facelm.data.folder import ANNOT_NAME, imread_rgb, open_folder
 from facelm.data.limits import positive_int
+from facelm.data.near_duplicates import add_eval_argument, closest_match, guard_images
 from facelm.data.preprocess import preprocess_images
 from facelm.errors import FacelmError
 from facelm.models.bfm import BFM68
@@ -82,9 +84,11 @@ def fitted_points(bfm_folder: str | os.PathLike, labels: np.ndarray | None) -> t
 
 
 def relabel(src: str | os.PathLike, out: str | os.PathLike, teacher: str | None, mode: str = "all",
-            blend: float = 0.5, batch_size: int = 32, fit_bfm: str | os.PathLike | None = None) -> dict:
+            blend: float = 0.5, batch_size: int = 32, fit_bfm: str | os.PathLike | None = None,
+            evaluation: Sequence[str | os.PathLike] = ()) -> dict:
     """Write ``out`` (atomically) and return its provenance record; the points come from ``teacher``
-    or, with ``fit_bfm``, from the BFM fit of the source's own 68 labels."""
+    or, with ``fit_bfm``, from the BFM fit of the source's own 68 labels. The source's images are
+    first compared with the ``evaluation`` folders' (a near-duplicate stops it before any labelling)."""
     if (teacher is None) == (fit_bfm is None):
         raise FacelmError("relabel takes one labeller: --teacher SPEC or --fit-bfm DIR")
     if mode not in MODES:
@@ -96,6 +100,7 @@ def relabel(src: str | os.PathLike, out: str | os.PathLike, teacher: str | None,
         raise FacelmError("relabel would overwrite its source folder", out)
     faces = open_folder(src)
     names = faces.names
+    near = guard_images([src / name for name in names], evaluation)
     own = faces.landmarks if faces.labelled else None
     if fit_bfm is None:
         points, meta = teacher_points(teacher, src, names, batch_size)
@@ -106,7 +111,8 @@ def relabel(src: str | os.PathLike, out: str | os.PathLike, teacher: str | None,
               "teacher_weights_sha256": meta.get("weights_sha256"), "terms": meta.get("terms"),
               **({"fit_bfm": str(Path(fit_bfm).resolve()), "fit_residual_px": meta["fit_residual_px"]} if fit_bfm else {}),
               "mode": mode, "blend": blend if mode == "blend" else None,
-              "convention": "3d_jaw" if mode in ("all", "jaw") else "blend", "n_images": len(names)}
+              "convention": "3d_jaw" if mode in ("all", "jaw") else "blend", "n_images": len(names),
+              "near_duplicates": near}
     if faces.labelled:
         change = np.linalg.norm(labels - faces.landmarks, axis=-1)
         record["mean_change_px"] = float(change.mean())
@@ -128,6 +134,7 @@ def add_arguments(parser) -> None:
                           "param_mean_std_62d.npz in DIR) fitted to each face's labels gives the points")
     parser.add_argument("--points", choices=MODES, default="all", help="which points come from the teacher (default all)")
     parser.add_argument("--blend", type=float, default=0.5, help="teacher weight for --points blend (default 0.5)")
+    add_eval_argument(parser)
     parser.add_argument("--batch-size", type=positive_int, default=32)
     parser.add_argument("--threads", type=positive_int, default=1, help="torch threads (default 1)")
 
@@ -135,9 +142,9 @@ def add_arguments(parser) -> None:
 def main(args) -> int:
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
-    record = relabel(args.src, args.out, args.teacher, args.points, args.blend, args.batch_size, args.fit_bfm)
+    record = relabel(args.src, args.out, args.teacher, args.points, args.blend, args.batch_size, args.fit_bfm, args.eval)
     moved = f", labels moved {record['mean_change_px']:.2f} px on average" if "mean_change_px" in record else ""
     labeller = args.teacher or f"the BFM fit of the labels (residual {record['fit_residual_px']:.2f} px)"
-    print(f"{args.out}: {record['n_images']} faces relabelled by {labeller} ({args.points}){moved}, "
-          f"{time.perf_counter() - started:.0f} s")
+    print(f"{args.out}: {record['n_images']} faces relabelled by {labeller} ({args.points}){moved}; "
+          f"{closest_match(record['near_duplicates'])}, {time.perf_counter() - started:.0f} s")
     return 0

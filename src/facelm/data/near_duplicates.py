@@ -155,3 +155,28 @@ def refuse_near_duplicates(names: Sequence[str | os.PathLike], greys: Iterable[n
             closest, closest_name = match, name
     return {"closest_inliers": closest.inliers, "closest_image": str(closest_name),
             "closest_evaluation_image": str(closest.evaluation_image), "min_inliers": min_inliers}
+
+
+def guard_images(paths: Sequence[str | os.PathLike], evaluation: Sequence[str | os.PathLike]) -> dict | None:
+    """:func:`refuse_near_duplicates` for image files (a built set's crops, or the source images it
+    links) against the evaluation folders; None, recorded as "not checked", when none is named."""
+    if not evaluation:
+        return None
+    faces = EvaluationFaces.of_folders(evaluation)
+    record = refuse_near_duplicates(paths, (_grey(imread_rgb(path)) for path in paths), faces)
+    return {**record, "evaluation_sets": [str(Path(e).resolve()) for e in evaluation]}
+
+
+def closest_match(record: dict | None) -> str:
+    """One phrase for a build's summary line: the closest evaluation image, or that none was compared."""
+    if record is None:
+        return "not compared with any evaluation set (--eval)"
+    return (f"closest evaluation image {record['closest_evaluation_image']} ({record['closest_inliers']} matching "
+            f"keypoints, {record['closest_image']})")
+
+
+def add_eval_argument(parser, required: bool = False) -> None:
+    """The ``--eval DIR`` option of every verb that builds a training set."""
+    parser.add_argument("--eval", action="append", default=[], metavar="DIR", required=required,
+                        help="an evaluation folder (repeatable: val, test, ...); a crop that is a near-duplicate "
+                             "of one of its images (cropped, flipped or rescaled) stops the build")
