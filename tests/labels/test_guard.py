@@ -1,4 +1,4 @@
-"""Every verb that builds a training set keeps the evaluation faces out: relabel and prepare too
+"""Every verb that builds a training set keeps the evaluation faces out: relabel, synthesize-poses and prepare too
 (photo-set's own test is in test_photo_set.py)."""
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ def raw_copy(aflw_val, raw, scale: float):
     return raw
 
 
-def test_relabel_refuses_a_source_holding_an_evaluation_face(shared_data, aflw_val, tmp_path, capsys):
+def test_relabel_and_pose_synthesis_refuse_a_source_holding_an_evaluation_face(shared_data, aflw_val, tmp_path, capsys):
     train = shared_data("300w_train")
     names, points = load_annot(train / "annot.pkl")
     src = tmp_path / "src"
@@ -62,6 +62,9 @@ def test_relabel_refuses_a_source_holding_an_evaluation_face(shared_data, aflw_v
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and HIDDEN in err and "copy.jpg" in err and "near-duplicate" in err
     assert not (tmp_path / "out").exists()
+    # the turned views of such a set are refused the same way
+    assert main(["synthesize-poses", str(src), str(tmp_path / "views"), "--bfm", bfm, "--eval", str(aflw_val)]) == 2
+    assert HIDDEN in capsys.readouterr().err and not (tmp_path / "views").exists()
 
 
 def test_prepare_refuses_a_raw_photo_of_an_evaluation_face(aflw_val, tmp_path, capsys):

@@ -79,6 +79,7 @@ for _entry, _opts in CFG.pose_synthesis.items():
             low=_opts["yaw"][0],
             high=_opts["yaw"][1],
             seed=_opts["seed"],
+            evaluation=" ".join(f"--eval {shlex.quote(str(d))}" for d in layout.evaluation_folders(CFG)),
         log:
             RESULTS / "logs" / f"synthesize_{layout.dataset_key(_entry)}.log",
         threads: 1
@@ -89,4 +90,4 @@ for _entry, _opts in CFG.pose_synthesis.items():
             "../../envs/facelm.yaml"
         shell:
             "{FACELM} synthesize-poses {input.source} {output} --bfm {params.bfm} --views {params.views}"
-            " --yaw-min {params.low} --yaw-max {params.high} --seed {params.seed} 2> {log}"
+            " --yaw-min {params.low} --yaw-max {params.high} --seed {params.seed} {params.evaluation} 2> {log}"

@@ -27,6 +27,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import Sequence
 
 import cv2
 import numpy as np
@@ -36,6 +37,7 @@ from facelm.atomic import atomic_dir, write_json
 from facelm.data.annot import save_annot
 from facelm.data.folder import ANNOT_NAME, imread_bgr, open_folder
 from facelm.data.limits import positive_int
+from facelm.data.near_duplicates import add_eval_argument, closest_match, guard_images
 from facelm.errors import FacelmError
 from facelm.models.bfm import BFM68
 
@@ -131,8 +133,10 @@ def target_deltas(yaw_deg: np.ndarray, views: int, low: float, high: float, rng:
 
 
 def synthesize_folder(src: str | os.PathLike, out: str | os.PathLike, bfm_folder: str | os.PathLike, views: int = 2,
-                      yaw_range: tuple[float, float] = (40.0, 85.0), seed: int = 0) -> dict:
-    """Write ``out`` (challenge format, atomically) with ``views`` turned copies of each face of ``src``."""
+                      yaw_range: tuple[float, float] = (40.0, 85.0), seed: int = 0,
+                      evaluation: Sequence[str | os.PathLike] = ()) -> dict:
+    """Write ``out`` (challenge format, atomically) with ``views`` turned copies of each face of ``src``,
+    whose images are first compared with the ``evaluation`` folders' (a near-duplicate stops it)."""
     low, high = yaw_range
     if not 0 <= low <= high <= 90:
         raise FacelmError(f"yaw range must satisfy 0 <= low <= high <= 90, not {low} {high}")
@@ -140,6 +144,7 @@ def synthesize_folder(src: str | os.PathLike, out: str | os.PathLike, bfm_folder
     faces = open_folder(src)
     if not faces.labelled:
         raise FacelmError("pose synthesis needs labels (annot.pkl)", src)
+    near = guard_images([src / name for name in faces.names], evaluation)
     fit = BFM68(bfm_folder).fit(faces.landmarks)
     deltas = target_deltas(fit.yaw_deg, views, low, high, np.random.default_rng(seed))
     names, labels = [], []
@@ -158,7 +163,7 @@ def synthesize_folder(src: str | os.PathLike, out: str | os.PathLike, bfm_folder
                   "yaw_range": [low, high], "seed": seed, "n_images": len(names), "convention": "3d_jaw",
                   "fit_residual_px": float(fit.residual.mean()),
                   "source_yaw_abs_mean": float(np.abs(fit.yaw_deg).mean()),
-                  "view_yaw_abs_mean": float(np.abs(fit.yaw_deg[:, None] + deltas).mean())}
+                  "view_yaw_abs_mean": float(np.abs(fit.yaw_deg[:, None] + deltas).mean()), "near_duplicates": near}
         write_json(tmp / RECORD_NAME, record)
     return record
 
@@ -171,12 +176,13 @@ def add_arguments(parser) -> None:
     parser.add_argument("--yaw-min", type=float, default=40.0, help="lowest target |yaw| in degrees (default 40)")
     parser.add_argument("--yaw-max", type=float, default=85.0, help="highest target |yaw| in degrees (default 85)")
     parser.add_argument("--seed", type=int, default=0)
+    add_eval_argument(parser)
 
 
 def main(args) -> int:
     started = time.perf_counter()
-    record = synthesize_folder(args.src, args.out, args.bfm, args.views, (args.yaw_min, args.yaw_max), args.seed)
+    record = synthesize_folder(args.src, args.out, args.bfm, args.views, (args.yaw_min, args.yaw_max), args.seed, args.eval)
     print(f"{args.out}: {record['n_images']} views, |yaw| {record['source_yaw_abs_mean']:.0f} -> "
-          f"{record['view_yaw_abs_mean']:.0f} deg on average, fit residual {record['fit_residual_px']:.2f} px, "
-          f"{time.perf_counter() - started:.0f} s")
+          f"{record['view_yaw_abs_mean']:.0f} deg on average, fit residual {record['fit_residual_px']:.2f} px; "
+          f"{closest_match(record['near_duplicates'])}, {time.perf_counter() - started:.0f} s")
     return 0
