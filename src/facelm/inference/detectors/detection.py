@@ -49,6 +49,16 @@ class Detector(Protocol):
 DEFAULT_MIN_SCORE = 0.75
 
 
+def within_long_side(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    """``image`` shrunk (INTER_AREA) so its long side is at most ``max_side``, and the scale used
+    (1.0: the image itself): detectors search a bounded image and divide their boxes by the scale."""
+    h, w = image.shape[:2]
+    scale = min(1.0, max_side / max(h, w))
+    if scale < 1.0:
+        image = cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+    return image, scale
+
+
 def check_min_score(min_score: float) -> float:
     """``min_score`` as a float in [0, 1], or a FacelmError saying what was given."""
     try:

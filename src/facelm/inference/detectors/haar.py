@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from facelm.errors import FacelmError
-from facelm.inference.detectors.detection import Detections
+from facelm.inference.detectors.detection import Detections, within_long_side
 from facelm.inference.framing import BoxCalibration
 
 #: frontalface_default cascade (HaarDetector defaults) -> landmark box, measured with
@@ -45,11 +45,7 @@ class HaarDetector:
         return [self._detect_one(image) for image in images]
 
     def _detect_one(self, image: np.ndarray) -> Detections:
-        h, w = image.shape[:2]
-        scale = min(1.0, self.max_side / max(h, w))
-        gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
-        if scale < 1.0:
-            gray = cv2.resize(gray, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+        gray, scale = within_long_side(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), self.max_side)
         gray = cv2.equalizeHist(gray)
         min_side = max(20, int(self.min_face_fraction * min(gray.shape)))
         rects, _, weights = self.cascade.detectMultiScale3(

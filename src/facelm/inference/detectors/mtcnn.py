@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from facelm.errors import FacelmError
-from facelm.inference.detectors.detection import Detections
+from facelm.inference.detectors.detection import Detections, within_long_side
 from facelm.inference.framing import BoxCalibration
 
 #: MTCNN box + keypoint roll -> landmark box, measured with
@@ -101,9 +101,7 @@ class MtcnnDetector:
         return [self._detect_one(image) for image in images]
 
     def _detect_one(self, image: np.ndarray) -> Detections:
-        h, w = image.shape[:2]
-        scale = min(1.0, self.max_side / max(h, w))
-        small = cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA) if scale < 1 else image
+        small, scale = within_long_side(image, self.max_side)
         boxes = self._proposals(small)
         if len(boxes):
             reg, prob = self.rnet.run(None, {self.rnet.get_inputs()[0].name: _normalised(_patches(small, boxes, 24))})

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from facelm.errors import FacelmError
-from facelm.inference.detectors.detection import Detections
+from facelm.inference.detectors.detection import Detections, within_long_side
 from facelm.inference.framing import BoxCalibration
 
 #: YuNet box + keypoint roll -> landmark box, measured with
@@ -59,11 +59,7 @@ class YuNetDetector:
         return [self._detect_one(image) for image in images]
 
     def _detect_one(self, image: np.ndarray) -> Detections:
-        h, w = image.shape[:2]
-        scale = min(1.0, self.max_side / max(h, w))
-        bgr = np.ascontiguousarray(image[:, :, ::-1])
-        if scale < 1.0:
-            bgr = cv2.resize(bgr, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
+        bgr, scale = within_long_side(np.ascontiguousarray(image[:, :, ::-1]), self.max_side)
         # rows: score 0..100, x, y, w, h, 5 keypoints x, y (int16, scaled-image pixels), one more column
         rows = np.asarray(self._detect(bgr), np.float32).reshape(-1, 16)
         rows = rows[rows[:, 0] >= 100 * self.min_score]
