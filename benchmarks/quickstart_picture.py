@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import sys
 from pathlib import Path
 
 import cv2
@@ -26,6 +27,9 @@ import numpy as np
 import facelm
 from facelm.errors import FacelmError
 from facelm.inference.drawing import draw_faces
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from rotation import turned  # noqa: E402  (the rotation benchmark's turn, on a canvas that keeps every pixel)
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("FACELM_SHARED_DATA", ROOT.parent / "shared" / "data"))
@@ -45,16 +49,6 @@ def tile(image: np.ndarray, face: facelm.Face, side: int) -> np.ndarray:
     return draw_faces(cut, [moved], whole_image=True, lines=True)
 
 
-def turned(image: np.ndarray, degrees: float) -> np.ndarray:
-    """``image`` turned clockwise by ``degrees`` on a canvas that keeps every pixel (edges repeated)."""
-    h, w = image.shape[:2]
-    turn = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), -degrees, 1.0)
-    c, s = abs(turn[0, 0]), abs(turn[0, 1])
-    size = (int(round(w * c + h * s)), int(round(w * s + h * c)))
-    turn[:, 2] += (np.array(size) - [w, h]) / 2
-    return cv2.warpAffine(image, turn, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-
-
 def model_row(lm: facelm.Landmarker, photos: Path, names: list[str], turns: list[float], side: int) -> np.ndarray:
     """The tiles of one model, side by side: each photo's largest face, at each turn."""
     tiles = []
@@ -63,7 +57,7 @@ def model_row(lm: facelm.Landmarker, photos: Path, names: list[str], turns: list
         if image is None:
             raise SystemExit(f"quickstart_picture: cannot read {photos / name}")
         for degrees in turns:
-            shown = turned(image, degrees) if degrees else image
+            shown = turned(image, -degrees)[0] if degrees else image  # rotation.py turns counter-clockwise
             faces = lm(shown)
             if not faces:
                 raise SystemExit(f"quickstart_picture: no face found in {name} turned {degrees} degrees")
