@@ -49,7 +49,7 @@ def test_release_format_goes_through_prepare(tmp_path):
     assert cv2.imread(str(raw / "000000.png")).shape == (512, 512, 3)
     assert len((raw / "000002_ldmks.txt").read_text().splitlines()) == 70
     assert not np.allclose(read_points(raw / "000000_ldmks.txt"), read_points(raw / "000001_ldmks.txt"))
-    assert prepare_folder(raw, tmp_path / "crops", workers=1) == 3
+    assert prepare_folder(raw, tmp_path / "crops", workers=1)["n_faces"] == 3
     names, points = load_annot(tmp_path / "crops" / "annot.pkl")
     assert names == ["000000.jpg", "000001.jpg", "000002.jpg"] and points.shape == (3, 68, 2)
     assert (points > 0).all() and (points < 384).all()

@@ -23,7 +23,7 @@ def _fit_similarity(src, dst):
 
 
 def test_facesynthetics_sample_becomes_100_exact_crops(facesynthetics_100, tmp_path):
-    n = prepare_folder(facesynthetics_100, tmp_path / "out", workers=2)
+    n = prepare_folder(facesynthetics_100, tmp_path / "out", workers=2)["n_faces"]
     names, pts = load_annot(tmp_path / "out" / "annot.pkl")
     assert n == 100 and len(names) == 100 and names[0].endswith(".jpg")
     for name, out_pts in zip(names[:100], pts):
@@ -61,7 +61,7 @@ def test_300w_points_with_and_without_header(raw_300w_sample, tmp_path):
     first.write_text("version: 1\nn_points:  68\n{\n" + "\n".join(l for l in lines if l.strip()) + "\n}\n")
     assert np.allclose(read_points(first), plain)
     assert np.allclose(plain + 0.5, np.loadtxt(raw_300w_sample / first.name))  # 1-based -> continuous
-    assert prepare_folder(raw, tmp_path / "out", workers=1) == 20
+    assert prepare_folder(raw, tmp_path / "out", workers=1)["n_faces"] == 20
 
 
 @pytest.mark.parametrize("breaker, message", [

@@ -47,6 +47,12 @@ def mean_face() -> np.ndarray:
     return np.load(MEAN_FACE_FILE).astype(np.float64)
 
 
+@lru_cache(maxsize=1)
+def mean_face_normals() -> np.ndarray:
+    """The mean face's (68, 3) unit normals, computed once (every face of every frame uses them)."""
+    return outward_normals(mean_face())
+
+
 def outward_normals(face: np.ndarray) -> np.ndarray:
     """(68, 3) unit normals of the 68 points of ``face`` by the head-shaped rule (module docstring)."""
     axis = face[list(JAW_ENDS)].mean(axis=0)
@@ -91,7 +97,7 @@ def euler_deg(rotations: np.ndarray) -> np.ndarray:
 
 def visibility(rotations: np.ndarray) -> np.ndarray:
     """(N, 3, 3) head rotations -> (N, 68) bool: True where the head does not hide the point."""
-    towards_camera = np.einsum("nj,kj->nk", rotations[:, 2], outward_normals(mean_face()))
+    towards_camera = np.einsum("nj,kj->nk", rotations[:, 2], mean_face_normals())
     return towards_camera > -np.sin(np.radians(HIDDEN_PAST_DEG))
 
 

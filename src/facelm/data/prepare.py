@@ -19,7 +19,6 @@ memory), into a temporary folder that replaces the output folder only when compl
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
 from pathlib import Path
@@ -126,8 +125,9 @@ def _init_worker() -> None:
 
 
 def prepare_folder(raw_dir: str | os.PathLike, out_dir: str | os.PathLike, workers: int | None = None,
-                   size: int = CHALLENGE_SIZE, limit: int | None = None, evaluation: Sequence[str | os.PathLike] = ()) -> int:
-    """Convert ``raw_dir`` into ``out_dir``; returns the number of faces written.
+                   size: int = CHALLENGE_SIZE, limit: int | None = None, evaluation: Sequence[str | os.PathLike] = ()) -> dict:
+    """Convert ``raw_dir`` into ``out_dir``; returns its record (``prepare.json``: source, ``n_faces``,
+    size, the closest evaluation image).
 
     The folder is built beside ``out_dir`` and renamed into place when complete
     (:func:`facelm.atomic.atomic_dir`), so a failed or killed run leaves the previous folder or none.
@@ -154,10 +154,10 @@ def prepare_folder(raw_dir: str | os.PathLike, out_dir: str | os.PathLike, worke
             if pool:
                 pool.terminate()
         save_annot(tmp / "annot.pkl", names, landmarks)
-        near = guard_images([tmp / name for name in names], evaluation)
-        write_json(tmp / RECORD_NAME, {"source": str(raw_dir.resolve()), "n_faces": len(names), "size": int(size),
-                                       "near_duplicates": near})
-    return len(names)
+        record = {"source": str(raw_dir.resolve()), "n_faces": len(names), "size": int(size),
+                  "near_duplicates": guard_images([tmp / name for name in names], evaluation)}
+        write_json(tmp / RECORD_NAME, record)
+    return record
 
 
 def add_arguments(parser) -> None:
@@ -170,7 +170,7 @@ def add_arguments(parser) -> None:
 
 
 def main(args) -> int:
-    n = prepare_folder(args.raw_dir, args.out_dir, args.workers, args.size, args.limit, args.eval)
-    near = json.loads((Path(args.out_dir) / RECORD_NAME).read_text())["near_duplicates"]
-    print(f"{args.out_dir}: {n} crops {args.size}x{args.size} + annot.pkl; {closest_match(near)}")
+    record = prepare_folder(args.raw_dir, args.out_dir, args.workers, args.size, args.limit, args.eval)
+    print(f"{args.out_dir}: {record['n_faces']} crops {args.size}x{args.size} + annot.pkl; "
+          f"{closest_match(record['near_duplicates'])}")
     return 0
